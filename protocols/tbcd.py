@@ -33,7 +33,11 @@ for _octet in range(256):
 _PAIR_T = tuple(_PAIR)
 del _octet, _lo, _hi, _PAIR
 
-# two-digit string -> octet, for the fast encoder
+# Digits with the first in the low nibble are hex with each octet's nibbles swapped: the
+# fast paths below use bytes.translate + hex/fromhex and fall back for anything but 0-9.
+_SWAP = bytes(((b & 0x0F) << 4) | (b >> 4) for b in range(256))
+
+# two-digit string -> octet, for the general encoder
 _ENC_PAIR = {a + b: (_CHAR_TO_NIBBLE[b] << 4) | _CHAR_TO_NIBBLE[a]
              for a in _NIBBLE_TO_CHAR for b in _NIBBLE_TO_CHAR}
 
@@ -41,6 +45,11 @@ _ENC_PAIR = {a + b: (_CHAR_TO_NIBBLE[b] << 4) | _CHAR_TO_NIBBLE[a]
 def decode_tbcd(data: bytes, offset: int = 0, layer: Layer = Layer.TBCD,
                 field: str = "TBCD-STRING") -> str:
     """Decode a TBCD-STRING; a 0xF filler may stand only in the last high nibble."""
+    fast = data.translate(_SWAP).hex()
+    if fast.isdigit():
+        return fast
+    if fast[-1:] == "f" and fast[:-1].isdigit():
+        return fast[:-1]
     parts = [_PAIR_T[b] for b in data]
     n = len(data)
     if None not in parts:
@@ -55,6 +64,8 @@ def decode_tbcd(data: bytes, offset: int = 0, layer: Layer = Layer.TBCD,
 
 def encode_tbcd(digits: str, layer: Layer = Layer.TBCD, field: str = "TBCD-STRING") -> bytes:
     """Encode digits as TBCD, padding an odd count with the 0xF filler."""
+    if digits.isdigit() and digits.isascii():
+        return bytes.fromhex(digits + "f" if len(digits) & 1 else digits).translate(_SWAP)
     enc = _ENC_PAIR
     n = len(digits)
     try:
@@ -69,6 +80,11 @@ def encode_tbcd(digits: str, layer: Layer = Layer.TBCD, field: str = "TBCD-STRIN
 def decode_bcd(data: bytes, odd: bool, offset: int = 0, layer: Layer = Layer.SCCP,
                field: str = "global title digits") -> str:
     """Decode BCD digits whose odd/even count is signalled out of band (SCCP GT, Q.713)."""
+    fast = data.translate(_SWAP).hex()
+    if odd:
+        fast = fast[:-1]  # the filler nibble, 0 or F
+    if fast.isdigit() or (not fast and not odd):
+        return fast
     pair = _NIBBLE_TO_CHAR + "?"
     chars = []
     for b in data:
@@ -91,15 +107,7 @@ def encode_bcd(digits: str, layer: Layer = Layer.SCCP, field: str = "global titl
     An odd count ends with filler 0xF in the last high nibble, as the reference vectors and
     common stacks write it; Q.713 names 0000, and :func:`decode_bcd` accepts either.
     """
-    enc = _ENC_PAIR
-    n = len(digits)
-    try:
-        out = bytearray(enc[digits[i:i + 2]] for i in range(0, n - 1, 2))
-        if n & 1:
-            out.append(0xF0 | _CHAR_TO_NIBBLE[digits[-1]])
-    except KeyError as exc:
-        raise CodecError(layer, field, 0, f"digit not encodable in BCD: {exc.args[0]!r}") from None
-    return bytes(out)
+    return encode_tbcd(digits, layer, field)
 
 
 class NatureOfAddress(enum.IntEnum):
