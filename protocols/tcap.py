@@ -634,7 +634,14 @@ def _decode_components(buf: bytes, vs: int, ve: int) -> list[Component]:
     out = []
     pos = vs
     while pos < ve:
-        t, s, e, pos = read_tlv(buf, pos, ve)
+        t = buf[pos]
+        if pos + 1 < ve and buf[pos + 1] < 0x80:  # short form, inline (component tags are 1 octet)
+            s = pos + 2
+            pos = e = s + buf[pos + 1]
+            if e > ve:
+                t, s, e, pos = read_tlv(buf, s - 2, ve)  # raises with the offset
+        else:
+            t, s, e, pos = read_tlv(buf, pos, ve)
         try:
             out.append(_decode_component(buf, t, s, e))
         except CodecError as exc:
@@ -669,18 +676,25 @@ def _decode(buf: bytes) -> Message:
     cause = None
     pos = vs
     while pos < ve:
-        t, s, e, pos = read_tlv(buf, pos, ve)
+        t = buf[pos]
+        if pos + 1 < ve and buf[pos + 1] < 0x80 and t & 0x1F != 0x1F:  # short form, inline
+            s = pos + 2
+            pos = e = s + buf[pos + 1]
+            if e > ve:
+                t, s, e, pos = read_tlv(buf, s - 2, ve)  # raises with the offset
+        else:
+            t, s, e, pos = read_tlv(buf, pos, ve)
         if t == TAG_OTID:
             otid = _read_tid(buf, s, e, "otid")
         elif t == TAG_DTID:
             dtid = _read_tid(buf, s, e, "dtid")
+        elif t == TAG_COMPONENTS:
+            components = _decode_components(buf, s, e)
         elif t == TAG_DIALOGUE_PORTION:
             try:
                 dialogue = _decode_dialogue_portion(buf, s, e)
             except CodecError as exc:
                 raise _err(f"dialoguePortion: {exc.field}", exc.offset, exc.reason) from None
-        elif t == TAG_COMPONENTS:
-            components = _decode_components(buf, s, e)
         elif t == TAG_P_ABORT_CAUSE:
             cause = decode_integer(buf, s, e, "p-abortCause")
             if not 0 <= cause <= 127:
