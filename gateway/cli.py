@@ -1,9 +1,10 @@
 """The ``hlrgw`` command line.
 
 ``hlrgw decode HEX`` works today: it decodes one M3UA message through the codecs in
-:mod:`protocols` and prints every layer it can (M3UA, then the SCCP inside a DATA message, then
-the TCAP inside SCCP). ``demo``, ``serve`` and ``simulate`` arrive with the runtime, simulator and
-HTTP gateway; until then they say so and exit with :data:`EXIT_NOT_YET`.
+:mod:`protocols` and prints every layer (M3UA, then the SCCP inside a DATA message, the TCAP
+inside SCCP and the MAP operations inside the TCAP components). ``demo``, ``serve`` and
+``simulate`` arrive with the runtime, simulator and HTTP gateway; until then they say so
+and exit with :data:`EXIT_NOT_YET`.
 
 Exit status: 0 success, 1 undecodable input, 2 usage error (argparse), 3 not yet available.
 """
@@ -13,10 +14,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
-import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from gateway import __version__
@@ -30,36 +30,6 @@ _NOT_YET = {
     "serve": "run the HTTP lookup gateway with the given configuration",
     "simulate": "run the network simulator (HLR, MSCs, SIP number portability) from a file",
 }
-
-# M3UA message class and type names (RFC 4666 §3.1.2), for the one-line layer summary.
-_M3UA_NAMES: dict[int, tuple[str, dict[int, str]]] = {
-    0: ("MGMT", {0: "ERR", 1: "NTFY"}),
-    1: ("Transfer", {1: "DATA"}),
-    2: ("SSNM", {1: "DUNA", 2: "DAVA", 3: "DAUD", 4: "SCON", 5: "DUPU", 6: "DRST"}),
-    3: (
-        "ASPSM",
-        {
-            1: "ASP Up",
-            2: "ASP Down",
-            3: "Heartbeat",
-            4: "ASP Up Ack",
-            5: "ASP Down Ack",
-            6: "Heartbeat Ack",
-        },
-    ),
-    4: ("ASPTM", {1: "ASP Active", 2: "ASP Inactive", 3: "ASP Active Ack", 4: "ASP Inactive Ack"}),
-    9: ("RKM", {1: "REG REQ", 2: "REG RSP", 3: "DEREG REQ", 4: "DEREG RSP"}),
-}
-
-
-def m3ua_summary(msg: bytes) -> str:
-    """Name an M3UA message from its common header alone, e.g. ``ASPSM ASP Up``."""
-    if len(msg) < 4:
-        return "(too short for an M3UA header)"
-    cls, typ = msg[2], msg[3]
-    cname, types = _M3UA_NAMES.get(cls, (f"class {cls}", {}))
-    return f"{cname} {types.get(typ, f'type {typ}')}"
-
 
 def pretty(value: Any, indent: int = 0, step: int = 2) -> str:
     """Render a codec value readably: nested dataclasses indented one field a line,
@@ -107,51 +77,33 @@ def _parse_hex(parts: Sequence[str]) -> bytes:
         raise ValueError("not hexadecimal (expected digits 0-9 and a-f)") from None
 
 
-def _codec_error_type() -> type[Exception]:
-    try:
-        return importlib.import_module("protocols.errors").CodecError
-    except (ImportError, AttributeError):  # codecs still being written: nothing matches
-        return type("_NoCodecError", (Exception,), {})
-
-
-# Each layer: its name, its module, and how to find the next layer's bytes in its decoded value.
-_LAYERS: list[tuple[str, str, Callable[[Any], Any]]] = [
-    ("M3UA", "protocols.m3ua", lambda m: getattr(getattr(m, "protocol_data", None), "data", None)),
-    ("SCCP", "protocols.sccp", lambda m: getattr(m, "data", None)),
-    ("TCAP", "protocols.tcap", lambda m: None),
-]
-
-
 def cmd_decode(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from protocols.errors import CodecError
+    from protocols.stack import decode_stack
+
     try:
-        data: bytes | None = _parse_hex(args.hex)
+        data = _parse_hex(args.hex)
     except ValueError as exc:
         print(f"hlrgw decode: bad input: {exc}", file=err)
         return EXIT_BAD_INPUT
-    codec_error = _codec_error_type()
-    for depth, (layer, module_name, inner) in enumerate(_LAYERS):
-        if data is None:
-            break
-        summary = f" {m3ua_summary(data)}" if layer == "M3UA" else ""
-        print(f"{layer}{summary} <{len(data)} bytes>", file=out)
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            note = f"{module_name} is not available yet ({exc})"
-            if depth == 0:
-                print(f"hlrgw decode: {note}", file=err)
-                return EXIT_NOT_YET
-            print(f"  not decoded: {note}; raw {data.hex()}", file=out)
-            break
-        try:
-            value = module.decode(data)
-        except codec_error as exc:
-            print(f"hlrgw decode: {exc}", file=err)
-            return EXIT_BAD_INPUT
-        print("  " + pretty(value, indent=2), file=out)
-        data = inner(value)
-        if data is not None:
-            data = bytes(data)
+    try:
+        stack = decode_stack(data)
+    except CodecError as exc:
+        print(f"hlrgw decode: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    print(f"M3UA {type(stack.m3ua).__name__} <{len(data)} bytes>", file=out)
+    print("  " + pretty(stack.m3ua, indent=2), file=out)
+    if stack.sccp is not None:
+        print(f"SCCP {type(stack.sccp).__name__}", file=out)
+        print("  " + pretty(stack.sccp, indent=2), file=out)
+    if stack.tcap is not None:
+        print(f"TCAP {type(stack.tcap).__name__}", file=out)
+        print("  " + pretty(stack.tcap, indent=2), file=out)
+    for i, operation in enumerate(stack.operations):
+        if operation is not None:
+            print(f"MAP v{stack.map_version} component {i}: {type(operation).__name__}",
+                  file=out)
+            print("  " + pretty(operation, indent=2), file=out)
     return EXIT_OK
 
 

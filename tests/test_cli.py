@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
-import importlib.util
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
 from gateway import __version__
 from gateway.cli import main, pretty
+from tests.vectors import VECTORS
 
 ROOT = Path(__file__).resolve().parent.parent
 ASP_UP = "0100030100000008"
-
-
-def _m3ua_available() -> bool:
-    try:
-        return importlib.util.find_spec("protocols.m3ua") is not None
-    except ImportError:
-        return False
 
 
 def test_version(capsys):
@@ -76,31 +67,37 @@ def test_decode_bad_hex_exits_1(bad, capsys):
     assert captured.out == ""
 
 
-def test_decode_asp_up_with_real_codec(capsys):
-    if not _m3ua_available():
-        pytest.skip("protocols.m3ua is not written yet")
-    from protocols import m3ua
-
+def test_decode_asp_up(capsys):
     assert main(["decode", ASP_UP]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("M3UA ASPSM ASP Up <8 bytes>\n")
-    assert type(m3ua.decode(bytes.fromhex(ASP_UP))).__name__ in out
+    assert out.startswith("M3UA AspUp <8 bytes>\n")
+    assert "SCCP" not in out and "TCAP" not in out
 
 
-def test_decode_real_codec_rejects_truncated_message(capsys):
-    if not _m3ua_available():
-        pytest.skip("protocols.m3ua is not written yet")
+def test_decode_truncated_message_names_layer_field_offset(capsys):
     # Header claims 16 bytes but carries 8.
     assert main(["decode", "0100030100000010"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("hlrgw decode: M3UA")
+    assert err.startswith("hlrgw decode: M3UA: message length at offset 4")
 
 
-# --- decode's layering, against stand-in codecs (independent of the real ones) --------------------
+def test_decode_walks_every_layer_down_to_map(capsys):
+    assert main(["decode", VECTORS["srism_v3_end_result"].m3ua.hex()]) == 0
+    out = capsys.readouterr().out
+    heads = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert heads == ["M3UA Data <152 bytes>", "SCCP Unitdata", "TCAP End",
+                     "MAP v3 component 0: RoutingInfoForSmRes"]
+    assert "digits='234150999999999'" in out  # the IMSI
+    assert "digits='447700990001'" in out  # the serving MSC
 
 
-class Kind(enum.IntEnum):
-    UDT = 9
+def test_decode_map_error_and_inner_codec_error(capsys):
+    assert main(["decode", VECTORS["srism_end_error_absent"].m3ua.hex()]) == 0
+    assert "AbsentSubscriberDiagnosticSM.IMSI_DETACHED (1)" in capsys.readouterr().out
+    bad = bytearray(VECTORS["srism_v3_begin"].m3ua)
+    bad[32] = 0x07  # SCCP message type (after the M3UA header, RC and routing label)
+    assert main(["decode", bad.hex()]) == 1
+    assert capsys.readouterr().err.startswith("hlrgw decode: SCCP: message type at offset 0")
 
 
 @dataclasses.dataclass
@@ -112,81 +109,6 @@ class FakeProtocolData:
 @dataclasses.dataclass
 class FakeM3ua:
     protocol_data: FakeProtocolData | None
-
-
-@dataclasses.dataclass
-class FakeSccp:
-    kind: Kind
-    data: bytes
-
-
-@dataclasses.dataclass
-class FakeTcap:
-    otid: bytes
-    components: list
-
-
-@pytest.fixture
-def fake_codecs(monkeypatch):
-    from protocols.errors import CodecError, Layer
-
-    def m3ua_decode(b: bytes) -> FakeM3ua:
-        if b[3] == 1 and b[2] == 1:
-            return FakeM3ua(FakeProtocolData(1, b[8:]))
-        return FakeM3ua(None)
-
-    def sccp_decode(b: bytes) -> FakeSccp:
-        if b[0] != 9:
-            raise CodecError(Layer.SCCP, "message type", 0, f"unknown message type {b[0]:#04x}")
-        return FakeSccp(Kind.UDT, b[1:])
-
-    def tcap_decode(b: bytes) -> FakeTcap:
-        return FakeTcap(b, [1, {"op": 45}])
-
-    for name, fn in (("m3ua", m3ua_decode), ("sccp", sccp_decode), ("tcap", tcap_decode)):
-        mod = types.ModuleType(f"protocols.{name}")
-        mod.decode = fn
-        monkeypatch.setitem(sys.modules, f"protocols.{name}", mod)
-
-
-def test_decode_walks_all_layers(fake_codecs, capsys):
-    assert main(["decode", "01000101 00000010 09 62aabb"]) == 0
-    out = capsys.readouterr().out
-    assert out.splitlines()[0] == "M3UA Transfer DATA <12 bytes>"
-    assert "SCCP <4 bytes>" in out
-    assert "kind=Kind.UDT (9)," in out
-    assert "TCAP <3 bytes>" in out
-    assert "otid=<3 bytes> 62aabb," in out
-
-
-def test_decode_stops_when_no_payload(fake_codecs, capsys):
-    assert main(["decode", ASP_UP]) == 0
-    out = capsys.readouterr().out
-    assert "protocol_data=None" in out
-    assert "SCCP" not in out
-
-
-def test_decode_codec_error_exits_1(fake_codecs, capsys):
-    assert main(["decode", "0100010100000010" + "07aabbcc"]) == 1
-    captured = capsys.readouterr()
-    assert "M3UA Transfer DATA" in captured.out
-    assert captured.err.strip() == (
-        "hlrgw decode: SCCP: message type at offset 0: unknown message type 0x07"
-    )
-
-
-def test_decode_reports_missing_inner_layer(fake_codecs, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "protocols.tcap", None)  # import raises ImportError
-    assert main(["decode", "0100010100000010" + "0962aabb"]) == 0
-    out = capsys.readouterr().out
-    assert "not decoded: protocols.tcap is not available yet" in out
-    assert "raw 62aabb" in out
-
-
-def test_decode_without_m3ua_codec_exits_3(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "protocols.m3ua", None)
-    assert main(["decode", ASP_UP]) == 3
-    assert "protocols.m3ua is not available yet" in capsys.readouterr().err
 
 
 def test_pretty_nests_and_indents():
