@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     vectors = _vectors()
     print(f"python {platform.python_version()} on {platform.machine()}; best of 5 runs; "
           f"{n_ours} calls (ours), {n_pyc} calls (pycrate)")
-    print(f"{'message':<22}{'op':<8}{'ours us':>10}{'pycrate us':>12}{'ratio':>8}  goal >= {GOAL:g}x")
+    print(f"{'message':<22}{'op':<8}{'ours us':>10}{'pycrate us':>12}{'ratio':>8}"
+          f"  goal >= {GOAL:g}x")
     worst = float("inf")
     for name in ("srism_v3_begin", "srism_v3_end_result"):
         wire = vectors[name]
