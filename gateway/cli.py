@@ -1,10 +1,10 @@
 """The ``hlrgw`` command line.
 
-``hlrgw decode HEX`` works today: it decodes one M3UA message through the codecs in
-:mod:`protocols` and prints every layer (M3UA, then the SCCP inside a DATA message, the TCAP
-inside SCCP and the MAP operations inside the TCAP components). ``demo``, ``serve`` and
-``simulate`` arrive with the runtime, simulator and HTTP gateway; until then they say so
-and exit with :data:`EXIT_NOT_YET`.
+``hlrgw decode HEX`` decodes one M3UA message through the codecs in :mod:`protocols` and
+prints every layer (M3UA, then the SCCP inside a DATA message, the TCAP inside SCCP and the MAP
+operations inside the TCAP components). ``hlrgw simulate --network FILE`` runs the network
+simulator (:mod:`simulators.cli`). ``demo`` and ``serve`` arrive with the HTTP gateway;
+until then they say so and exit with :data:`EXIT_NOT_YET`.
 
 Exit status: 0 success, 1 undecodable input, 2 usage error (argparse), 3 not yet available.
 """
@@ -28,7 +28,6 @@ EXIT_NOT_YET = 3
 _NOT_YET = {
     "demo": "start the simulator's example network and a gateway wired to it",
     "serve": "run the HTTP lookup gateway with the given configuration",
-    "simulate": "run the network simulator (HLR, MSCs, SIP number portability) from a file",
 }
 
 def pretty(value: Any, indent: int = 0, step: int = 2) -> str:
@@ -107,6 +106,12 @@ def cmd_decode(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from simulators.cli import run
+
+    return run(args, out, err)
+
+
 def cmd_not_yet(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(
         f"hlrgw {args.command}: not yet available: will {_NOT_YET[args.command]}; see README.md",
@@ -132,9 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", required=True, help="gateway configuration file")
     p.set_defaults(func=cmd_not_yet)
 
-    p = sub.add_parser("simulate", help="run the network simulator (not yet available)")
-    p.add_argument("--network", metavar="FILE", required=True, help="network description file")
-    p.set_defaults(func=cmd_not_yet)
+    p = sub.add_parser(
+        "simulate", help="run the network simulator: simulated HLRs and a control API",
+        description="Start the simulated operator networks of a network file on 127.0.0.1 "
+        "(an M3UA HLR endpoint each) and the control API; run until SIGINT or SIGTERM. "
+        "See docs/simulator.md.")
+    from simulators.cli import add_arguments as simulate_arguments
+
+    simulate_arguments(p)
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
         "decode",

@@ -30,7 +30,8 @@ xua_as_fsm keeps) are not modelled.
 Heartbeat (§4.3.4.6): in ASP-INACTIVE and ASP-ACTIVE a BEAT carrying a sequence number and a
 timestamp goes out every :attr:`AspConfig.heartbeat_interval`; BEAT Ack is measured for
 :attr:`Asp.rtt`. When :attr:`AspConfig.heartbeat_max_missed` BEATs in a row went unanswered the
-peer is declared lost (:class:`PeerLost`). Every BEAT received is answered, in any state.
+peer is declared lost (:class:`PeerLost`). Every BEAT received is answered, in any state
+(unless :attr:`AspConfig.answer_heartbeat` is off, a fault the simulator injects).
 
 Errors (§3.8.1): a message that is not expected in the current state is answered with ERR
 "Unexpected Message" (DATA included: §3.8.1 lets an ASP discard it silently, this one answers),
@@ -162,6 +163,10 @@ class AspConfig:
     ``refuse_asp_up`` / ``refuse_asp_active``: server-side fault injection for the simulator:
     answer ASP Up / ASP Active with an ERR of this code (e.g. Refused - Management Blocking,
     §4.3.4.1) instead of the Ack.
+
+    ``answer_heartbeat``: fault injection as well; False leaves every BEAT received
+    unanswered (heartbeat silence: the peer's §4.3.4.6 procedure declares this end lost).
+    Read at each BEAT, so changing it takes effect on a running association.
     """
 
     routing_context: int | None = None
@@ -179,6 +184,7 @@ class AspConfig:
     send_notify: bool = True  # server role: NTFY after ASP Up Ack / ASP Active Ack (§4.3.4.5)
     refuse_asp_up: ErrorCode | None = None
     refuse_asp_active: ErrorCode | None = None
+    answer_heartbeat: bool = True
     max_message_length: int = m3ua.DEFAULT_MAX_MESSAGE_LENGTH
 
     def __post_init__(self) -> None:
@@ -876,7 +882,8 @@ class Asp:
             self._lose(LossReason.PEER_DOWN, "unsolicited ASP Down Ack from the peer")
 
     def _on_beat(self, msg: Heartbeat, now: float, raw: bytes | None) -> None:
-        self._send(HeartbeatAck(data=msg.data))  # §3.5.6: echo the Heartbeat Data
+        if self.config.answer_heartbeat:
+            self._send(HeartbeatAck(data=msg.data))  # §3.5.6: echo the Heartbeat Data
 
     def _on_beat_ack(self, msg: HeartbeatAck, now: float, raw: bytes | None) -> None:
         data = msg.data

@@ -47,7 +47,7 @@ def test_no_command_is_a_usage_error(capsys):
 
 
 @pytest.mark.parametrize(
-    "argv", [["demo"], ["serve", "--config", "gw.toml"], ["simulate", "--network", "net.toml"]]
+    "argv", [["demo"], ["serve", "--config", "gw.toml"]]
 )
 def test_not_yet_commands_exit_3(argv, capsys):
     assert main(argv) == 3
