@@ -3,8 +3,9 @@
 ``hlrgw decode HEX`` decodes one M3UA message through the codecs in :mod:`protocols` and
 prints every layer (M3UA, then the SCCP inside a DATA message, the TCAP inside SCCP and the MAP
 operations inside the TCAP components). ``hlrgw simulate --network FILE`` runs the network
-simulator (:mod:`simulators.cli`). ``demo`` and ``serve`` arrive with the HTTP gateway;
-until then they say so and exit with :data:`EXIT_NOT_YET`.
+simulator (:mod:`simulators.cli`). ``config check``, ``route explain``, ``trace`` and
+``serve`` are the network engineer's commands (:mod:`gateway.netcli`). ``demo`` arrives with
+the HTTP gateway; until then it says so and exits with :data:`EXIT_NOT_YET`.
 
 Exit status: 0 success, 1 undecodable input, 2 usage error (argparse), 3 not yet available.
 """
@@ -27,7 +28,6 @@ EXIT_NOT_YET = 3
 
 _NOT_YET = {
     "demo": "start the simulator's example network and a gateway wired to it",
-    "serve": "run the HTTP lookup gateway with the given configuration",
 }
 
 def pretty(value: Any, indent: int = 0, step: int = 2) -> str:
@@ -133,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_not_yet)
 
-    p = sub.add_parser("serve", help="run the HTTP lookup gateway (not yet available)")
-    p.add_argument("--config", metavar="FILE", required=True, help="gateway configuration file")
-    p.set_defaults(func=cmd_not_yet)
+    from gateway.netcli import add_commands as network_commands
+
+    network_commands(sub)  # config check, route explain, trace, serve (gateway/netcli.py)
 
     p = sub.add_parser(
         "simulate", help="run the network simulator: simulated HLRs and a control API",

@@ -55,6 +55,7 @@ __all__ = [
     "PayloadCallback",
     "StateCallback",
     "EventCallback",
+    "TapCallback",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 PayloadCallback = Callable[["Association", Data], None]
 StateCallback = Callable[["Association", AspState], None]
 EventCallback = Callable[["Association", Event], None]
+#: ``tap(assoc, outgoing, protocol_data)``: each DATA sent (True) or received (False)
+TapCallback = Callable[["Association", bool, ProtocolData], None]
 
 
 class AssociationDown(AspNotActive):
@@ -142,6 +145,7 @@ class Association:
         self.name = self.config.name or f"{self.config.host}:{self.config.port}"
         self.on_payload = on_payload
         self.on_event = on_event
+        self.tap: TapCallback | None = None  # signalling traces (gateway.trace); None: off
         self.stats = AssociationStats()
         self._state_listeners: list[StateCallback] = [on_state] if on_state else []
         self._rng = rng or random.Random()
@@ -235,6 +239,8 @@ class Association:
             raise AssociationDown(f"association {self.name} is not connected")
         asp.send_data(protocol_data, self._loop.time())
         self.stats.payloads_out += 1
+        if self.tap is not None:
+            self.tap(self, True, protocol_data)
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
@@ -514,6 +520,8 @@ class Association:
         while (ev := asp.next_event()) is not None:
             if type(ev) is PayloadReceived:  # the hot path
                 self.stats.payloads_in += 1
+                if self.tap is not None:
+                    self.tap(self, False, ev.data.protocol_data)
                 cb = self.on_payload
                 if cb is not None:
                     try:

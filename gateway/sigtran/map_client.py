@@ -178,6 +178,15 @@ class MapClient:
     def open_dialogues(self) -> int:
         return self.tm.open_dialogues
 
+    def dialogues_on(self, association: object) -> int:
+        """Dialogues in flight on ``association`` (to drain it before closing)."""
+        return len(self._by_association.get(association, ()))
+
+    def set_version(self, route: MapRoute, operation: int, version: int) -> None:
+        """Start the dialogues of ``operation`` on ``route`` with context ``version`` (for
+        partners known not to take the highest); a refusal still falls back from there."""
+        self._versions[(route.name, operation)] = version
+
     # ------------------------------------------------------------------ operations
 
     async def sri_sm(self, msisdn: str, route: MapRoute, *, sm_rp_pri: bool = True,

@@ -1,0 +1,228 @@
+"""The ways a route answers a lookup: the :class:`Method` protocol and its implementations.
+
+- :class:`MapMethod`: MAP SRI-SM or ATI through a link set, with a called-GT rule (the MSISDN,
+  or a fixed HLR GT) and the link set's TPS cap;
+- :class:`LocalMethod`: local data only (an MNP table, then a range table);
+- :class:`RejectMethod`: refuse, with a reason.
+
+Each :meth:`Method.run` returns one :class:`MethodOutcome` and never raises for what the
+network or the data does. :attr:`MethodOutcome.retryable` tells the engine whether the next
+method of the route should be tried (:meth:`Method.retryable` decides it). SIP number
+portability (``kind = "sip"``) needs the SIP NP client, which this version does not have; the
+configuration check refuses such methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from gateway.config.schema import MethodKind
+from gateway.limits import Throttle
+from gateway.links import DrainableLinkSet
+from gateway.localdata import MnpTable, RangeTable
+from gateway.sigtran.map_client import (
+    MapClient,
+    MapFailure,
+    MapOutcome,
+    MapResult,
+    MapRoute,
+    MapUserError,
+)
+from protocols.map import ErrorCode
+
+__all__ = ["LocalAnswer", "LocalMethod", "MapMethod", "Method", "MethodOutcome", "MethodStatus",
+           "RejectMethod", "RETRYABLE_MAP_ERRORS"]
+
+
+class MethodStatus(enum.StrEnum):
+    """What came of one method."""
+
+    ANSWERED = "answered"  # the network (or the local data) answered: a result or a MAP error
+    FAILED = "failed"  # no answer: timeout, link down, abort, no local data, ...
+    THROTTLED = "throttled"  # a TPS cap had no slot in time
+    SKIPPED = "skipped"  # its circuit breaker is open
+    REJECTED = "rejected"  # a reject method
+
+
+#: MAP errors that say "not from here" rather than something about the subscriber: the next
+#: method (another operation, another path) may still answer (TS 29.002 §17.6).
+RETRYABLE_MAP_ERRORS = frozenset({
+    ErrorCode.SYSTEM_FAILURE, ErrorCode.FACILITY_NOT_SUPPORTED, ErrorCode.ATI_NOT_ALLOWED,
+    ErrorCode.RESOURCE_LIMITATION, ErrorCode.DATA_MISSING, ErrorCode.UNEXPECTED_DATA_VALUE,
+})
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAnswer:
+    """What local data says of a number."""
+
+    number: str
+    network: str
+    mccmnc: str | None
+    ported: bool
+    routing_number: str | None
+    source: str  # "mnp:NAME" or "range_table:NAME"
+    range_holder: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MethodOutcome:
+    """One method's try: its status, whether the next method should be tried, the detail,
+    how long it took, and the MAP outcome or local answer it produced."""
+
+    index: int
+    kind: MethodKind
+    label: str
+    status: MethodStatus
+    retryable: bool
+    detail: str
+    latency: float = 0.0
+    map: MapOutcome | None = None
+    local: LocalAnswer | None = None
+
+
+@runtime_checkable
+class Method(Protocol):
+    """One way of answering a lookup (see the module docstring)."""
+
+    index: int
+    kind: MethodKind
+    label: str
+
+    async def run(self, number: str, deadline: float) -> MethodOutcome:
+        """Answer for E.164 digits ``number`` before loop time ``deadline``."""
+        ...
+
+    def retryable(self, outcome: MethodOutcome) -> bool:
+        """Whether the next method should be tried after ``outcome``."""
+        ...
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class MapMethod:
+    """MAP SRI-SM or ATI toward an HLR over a link set."""
+
+    __slots__ = ("index", "kind", "label", "client", "route", "linkset", "throttle",
+                 "queue_wait", "timeout")
+
+    def __init__(self, index: int, kind: MethodKind, client: MapClient, route: MapRoute,
+                 linkset: DrainableLinkSet, *, throttle: Throttle | None = None,
+                 queue_wait: float = 1.0, timeout: float | None = None) -> None:
+        if kind not in (MethodKind.MAP_SRI_SM, MethodKind.MAP_ATI):
+            raise ValueError(f"not a MAP method: {kind}")
+        self.index = index
+        self.kind = kind
+        gt = f"GT {route.hlr_gt}" if route.hlr_gt else "GT = MSISDN"
+        self.label = f"{kind.value} via {linkset.name} ({gt})"
+        self.client = client
+        self.route = route
+        self.linkset = linkset
+        self.throttle = throttle
+        self.queue_wait = queue_wait
+        self.timeout = timeout
+
+    def _outcome(self, status: MethodStatus, detail: str, started: float,
+                 out: MapOutcome | None = None, retryable: bool | None = None) -> MethodOutcome:
+        o = MethodOutcome(self.index, self.kind, self.label, status, True, detail,
+                          _now() - started, out)
+        r = self.retryable(o) if retryable is None else retryable
+        return o if r else MethodOutcome(self.index, self.kind, self.label, status, False,
+                                         detail, o.latency, out)
+
+    async def run(self, number: str, deadline: float) -> MethodOutcome:
+        started = _now()
+        throttle = self.throttle
+        if throttle is not None and not await throttle.admit(
+                max(0.0, min(self.queue_wait, deadline - started))):
+            return self._outcome(MethodStatus.THROTTLED, f"link set {self.linkset.name}: "
+                                 f"TPS cap {throttle.rate:g}/s reached", started)
+        remaining = deadline - _now()
+        if remaining <= 0:
+            return self._outcome(MethodStatus.FAILED, "the route's deadline passed before "
+                                 "this method could start", started)
+        timeout = round(min(self.timeout or self.client.timer_m, remaining), 3)
+        if self.kind is MethodKind.MAP_SRI_SM:
+            out = await self.client.sri_sm(number, self.route, timeout=timeout)
+        else:
+            out = await self.client.ati(number, self.route, timeout=timeout)
+        if isinstance(out, MapResult):
+            return self._outcome(MethodStatus.ANSWERED, "result", started, out)
+        if isinstance(out, MapUserError):
+            return self._outcome(MethodStatus.ANSWERED, f"MAP error {out.name}"
+                                 + (f" ({out.diagnostic})" if out.diagnostic else ""),
+                                 started, out)
+        return self._outcome(MethodStatus.FAILED, f"{out.kind.value}: {out.detail}", started,
+                             out)
+
+    def retryable(self, outcome: MethodOutcome) -> bool:
+        m = outcome.map
+        if isinstance(m, MapResult):
+            return False
+        if isinstance(m, MapUserError):
+            return m.code in RETRYABLE_MAP_ERRORS
+        if isinstance(m, MapFailure):
+            return True  # no answer at all: another path or operation may still answer
+        return outcome.status in (MethodStatus.FAILED, MethodStatus.THROTTLED,
+                                  MethodStatus.SKIPPED)
+
+
+class LocalMethod:
+    """Answer from local data: the MNP table first (ported numbers), then the range table."""
+
+    __slots__ = ("index", "kind", "label", "ranges", "mnp")
+
+    def __init__(self, index: int, ranges: RangeTable | None, mnp: MnpTable | None) -> None:
+        self.index = index
+        self.kind = MethodKind.LOCAL
+        parts = [f"range table {ranges.name}" if ranges else "",
+                 f"MNP {mnp.name}" if mnp else ""]
+        self.label = "local (" + ", ".join(p for p in parts if p) + ")"
+        self.ranges = ranges
+        self.mnp = mnp
+
+    async def run(self, number: str, deadline: float) -> MethodOutcome:
+        started = _now()
+        holder = self.ranges.lookup(number) if self.ranges is not None else None
+        ported = self.mnp.lookup(number) if self.mnp is not None else None
+        if ported is not None:
+            answer = LocalAnswer(number, ported.network, ported.mccmnc,
+                                 holder is None or holder.network != ported.network,
+                                 ported.routing_number, f"mnp:{self.mnp.name}",
+                                 holder.network if holder else None)
+        elif holder is not None:
+            answer = LocalAnswer(number, holder.network, holder.mccmnc, False, None,
+                                 f"range_table:{self.ranges.name}", holder.network)
+        else:
+            return MethodOutcome(self.index, self.kind, self.label, MethodStatus.FAILED, True,
+                                 "no local data for this number", _now() - started)
+        detail = f"{answer.network} ({answer.source})"
+        return MethodOutcome(self.index, self.kind, self.label, MethodStatus.ANSWERED, False,
+                             detail, _now() - started, local=answer)
+
+    def retryable(self, outcome: MethodOutcome) -> bool:
+        return outcome.status is not MethodStatus.ANSWERED
+
+
+class RejectMethod:
+    """Refuse the lookup with a reason (a route for numbers we must not query)."""
+
+    __slots__ = ("index", "kind", "label", "reason")
+
+    def __init__(self, index: int, reason: str) -> None:
+        self.index = index
+        self.kind = MethodKind.REJECT
+        self.label = f"reject ({reason})"
+        self.reason = reason
+
+    async def run(self, number: str, deadline: float) -> MethodOutcome:
+        return MethodOutcome(self.index, self.kind, self.label, MethodStatus.REJECTED, False,
+                             self.reason)
+
+    def retryable(self, outcome: MethodOutcome) -> bool:
+        return False
