@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import ClassVar
 
+from ._twin import mutable_twin
 from .errors import CodecError, Layer
-from .tbcd import decode_bcd, encode_bcd
+from .tbcd import _SWAP, decode_bcd, encode_bcd
 
 __all__ = [
     "MessageType",
@@ -59,6 +60,7 @@ __all__ = [
     "SccpMessage",
     "decode",
     "encode",
+    "encode_unitdata",
 ]
 
 _L = Layer.SCCP
@@ -349,14 +351,17 @@ class SccpAddress:
     # -- convenience -------------------------------------------------------------------------
 
     @classmethod
-    def e164(cls, digits: str, ssn: int | None) -> SccpAddress:
+    def e164(cls, digits: str, ssn: int | None, *, memoise: bool = True) -> SccpAddress:
         """The inter-PLMN address form (TS 29.002 §6.1.3; Q.713 §3.4.2.3.4).
 
         Route on GT, GTI 4, translation type 0, numbering plan E.164, nature of address
         international, with the SSN. A leading ``+`` is dropped. Memoised: the gateway's own
-        calling address is built once and reused.
+        calling address is built once and reused. ``memoise=False`` builds without the memo,
+        for per-subscriber addresses (the called MSISDN): they would only churn it.
         """
-        return _e164(digits, ssn)
+        if memoise:
+            return _e164(digits, ssn)
+        return _e164_build(digits, ssn)
 
     @classmethod
     def route_on_ssn(cls, ssn: int, point_code: int | None = None) -> SccpAddress:
@@ -436,48 +441,45 @@ def _encode_address(a: SccpAddress) -> bytes:
     return bytes(head) + bcd
 
 
-_new = object.__new__
-_set = object.__setattr__
+_SccpAddressTwin = mutable_twin(SccpAddress)  # see protocols._twin
 
 
 def _build(ri, gti, ssn, pc, digits, tt, np_, nai, national, lv) -> SccpAddress:
     """An address from already valid, normalised parts and its known encoding ``lv``.
 
-    Skips :meth:`SccpAddress.__post_init__` (validation and encoding) for the two hot
-    builders, :func:`_e164` and the decoder; both are checked against the constructor in the
-    tests.
+    Skips :meth:`SccpAddress.__post_init__` (validation and encoding) and the frozen
+    ``__init__`` for the two hot builders, :func:`_e164` and the decoder; both are checked
+    against the constructor in the tests.
     """
-    a = _new(SccpAddress)
-    _set(a, "routing_indicator", ri)
-    _set(a, "gt_indicator", gti)
-    _set(a, "ssn", ssn)
-    _set(a, "point_code", pc)
-    _set(a, "digits", digits)
-    _set(a, "translation_type", tt)
-    _set(a, "numbering_plan", np_)
-    _set(a, "nature_of_address", nai)
-    _set(a, "national_use", national)
-    _set(a, "_lv", lv)
+    a = _SccpAddressTwin(ri, gti, ssn, pc, digits, tt, np_, nai, national, lv)
+    a.__class__ = SccpAddress
     return a
 
 
-@lru_cache(maxsize=1024)
-def _e164(digits: str, ssn: int | None) -> SccpAddress:
-    if digits.startswith("+"):
+_ROUTE_ON_GT = RoutingIndicator.ROUTE_ON_GT
+_GTI4 = GlobalTitleIndicator.TT_NP_ES_NAI
+_E164 = NumberingPlan.E164
+_INTERNATIONAL = NatureOfAddressIndicator.INTERNATIONAL_NUMBER
+
+
+def _e164_build(digits: str, ssn: int | None) -> SccpAddress:
+    if digits[:1] == "+":
         digits = digits[1:]
     s = _SSN_OF.get(ssn)
     if s is None or not (digits.isdigit() and digits.isascii()):
-        return SccpAddress(RoutingIndicator.ROUTE_ON_GT, GlobalTitleIndicator.TT_NP_ES_NAI, ssn,
-                           None, digits, 0, NumberingPlan.E164,
-                           NatureOfAddressIndicator.INTERNATIONAL_NUMBER)
-    bcd = _bcd(digits)
-    if len(bcd) > 250:
-        raise _err("party address", 0, f"address of {len(bcd) + 5} octets exceeds 255")
+        return SccpAddress(_ROUTE_ON_GT, _GTI4, ssn, None, digits, 0, _E164, _INTERNATIONAL)
+    n = len(digits)
+    if n > 500:
+        raise _err("party address", 0, f"address of {(n + 1) // 2 + 5} octets exceeds 255")
+    # BCD, first digit in the low nibble, odd count padded with F (as encode_bcd writes it)
+    odd = n & 1
+    bcd = bytes.fromhex(digits + "f" if odd else digits).translate(_SWAP)
     # indicator 0x12 (route on GT, GTI 4, SSN present), SSN, TT 0, NP E.164 + ES, NAI 4
-    lv = bytes((5 + len(bcd), 0x12, s, 0, 0x11 if len(digits) & 1 else 0x12, 4)) + bcd
-    return _build(RoutingIndicator.ROUTE_ON_GT, GlobalTitleIndicator.TT_NP_ES_NAI, s, None,
-                  digits, 0, NumberingPlan.E164, NatureOfAddressIndicator.INTERNATIONAL_NUMBER,
-                  False, lv)
+    lv = bytes((5 + len(bcd), 0x12, s, 0, 0x11 if odd else 0x12, 4)) + bcd
+    return _build(_ROUTE_ON_GT, _GTI4, s, None, digits, 0, _E164, _INTERNATIONAL, False, lv)
+
+
+_e164 = lru_cache(maxsize=1024)(_e164_build)
 
 
 def _decode_address_raw(raw: bytes) -> SccpAddress:
@@ -489,6 +491,27 @@ def _decode_address_raw(raw: bytes) -> SccpAddress:
     n = len(raw)
     if n == 0:
         raise _err("address indicator", 0, "empty party address")
+    ai = raw[0]
+    if (ai == 0x12 or ai == 0x52) and n > 5:
+        # the hot path: GTI 4 with SSN, no point code (TS 29.002 §6.1.3 addresses), BCD
+        # digits 0-9 with F filler, NAI spare bit clear: canonical, as the code below finds
+        npes = raw[3]
+        es = npes & 0x0F
+        b = raw[4]
+        if (es == 1 or es == 2) and b < 0x80:
+            digits = raw[5:].translate(_SWAP).hex()
+            if es == 2 or digits[-1] == "f":
+                if es == 1:
+                    digits = digits[:-1]
+                if digits.isdigit():
+                    return _build(_RI[ai >> 6], _GTI4, _SSN[raw[1]], None, digits, raw[2],
+                                  _NP[npes >> 4], _NAI[b], False, bytes((n,)) + raw)
+    return _decode_address_general(raw)
+
+
+def _decode_address_general(raw: bytes) -> SccpAddress:
+    """:func:`_decode_address_raw` for every address (``raw`` not empty)."""
+    n = len(raw)
     ai = raw[0]
     i = 1
     pc = ssn = None
@@ -788,6 +811,22 @@ def _decode_udt(buf: bytes, n: int) -> Unitdata:
     b = buf[1]
     if b & 0x7E:
         _protocol_class(b)
+    # The hot path: the three pointers and lengths checked inline (as _variable does). Any
+    # fault, in them or in an address, goes to _three, which finds and names it.
+    a = 2 + buf[2]
+    c = 3 + buf[3]
+    d = 4 + buf[4]
+    if a > 2 and c > 3 and d > 4 and a < n and c < n and d < n:
+        a_end = a + 1 + buf[a]
+        c_end = c + 1 + buf[c]
+        d_end = d + 1 + buf[d]
+        if a_end <= n and c_end <= n and d + 1 < d_end <= n:
+            try:
+                return Unitdata(_decode_address_cached(buf[a + 1:a_end]),
+                                _decode_address_cached(buf[c + 1:c_end]),
+                                buf[d + 1:d_end], b & 1, b >= 0x80)
+            except CodecError:
+                pass
     called, calling, data = _three(buf, n, 2)
     return Unitdata(called, calling, data, b & 1, b >= 0x80)
 
@@ -898,15 +937,41 @@ def _cause(m) -> int:
     return c
 
 
+_OCTETS = tuple(bytes((i,)) for i in range(256))
+
+
+def encode_unitdata(called: SccpAddress, calling: SccpAddress, data: bytes,
+                    protocol_class: int = 0, return_on_error: bool = False) -> bytes:
+    """A UDT (Q.713 §4.10) from its parts, without building a :class:`Unitdata`: the same
+    bytes, and the same errors, as ``encode(Unitdata(called, calling, data, protocol_class,
+    return_on_error))``, which calls it."""
+    try:
+        if protocol_class != 0 and protocol_class != 1:
+            raise _err("protocol class", 1, f"class {protocol_class!r} is not 0 or 1")
+        a = called._lv
+        b = calling._lv
+        la = len(a)
+        p3 = 1 + la + len(b)
+        if p3 > 255:
+            raise _err("pointer to data", 4, f"pointer {p3} exceeds 255")
+        ld = len(data)
+        if not 1 <= ld <= 255:
+            raise _err("data", 0, f"data of {ld} octets outside 1..255")
+        return (bytes((0x09, (0x80 if return_on_error else 0) | protocol_class, 3, 2 + la, p3))
+                + a + b + _OCTETS[ld] + data)
+    except CodecError:
+        raise
+    except Exception as exc:  # e.g. a str where bytes belong
+        raise _err("message", 0, f"unencodable: {exc!r}") from None
+
+
 def encode(msg: SccpMessage) -> bytes:
     """Encode one SCCP connectionless message (Q.713 §4.10, §4.11, §4.18, §4.19)."""
     try:
         t = type(msg)
         if t is Unitdata:
-            c = msg.protocol_class
-            if c == 0 or c == 1:
-                return _encode_udt_like(0x09, (0x80 if msg.return_on_error else 0) | c, msg)
-            return _encode_udt_like(0x09, _class_octet(msg), msg)
+            return encode_unitdata(msg.called, msg.calling, msg.data, msg.protocol_class,
+                                   msg.return_on_error)
         if t is ExtendedUnitdata:
             return _encode_extended(0x11, _class_octet(msg), msg)
         if t is UnitdataService:

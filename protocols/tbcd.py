@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ._twin import mutable_twin
 from .errors import CodecError, Layer
 
 _NIBBLE_TO_CHAR = "0123456789*#abc"  # 0xF is the filler
@@ -139,6 +140,7 @@ class NumberingPlan(enum.IntEnum):
     RESERVED = 15
 
 
+_MAP = Layer.MAP  # (an enum member read from its class costs a lookup each time)
 _NOA = tuple(NatureOfAddress)
 _NPI = {p.value: p for p in NumberingPlan}
 
@@ -157,7 +159,7 @@ class AddressString:
 
     def encode(self) -> bytes:
         return bytes((0x80 | (self.nature << 4) | self.plan,)) + encode_tbcd(
-            self.digits, Layer.MAP, "AddressString")
+            self.digits, _MAP, "AddressString")
 
     @classmethod
     def decode(cls, data: bytes, offset: int = 0, field: str = "AddressString") -> AddressString:
@@ -167,16 +169,36 @@ class AddressString:
         plan = _NPI.get(first & 0xF)
         if plan is None:
             plan = NumberingPlan.RESERVED if first & 0xF == 15 else NumberingPlan.UNKNOWN
-        return cls(decode_tbcd(data[1:], offset + 1, Layer.MAP, field),
-                   _NOA[(first >> 4) & 7], plan)
+        digits = decode_tbcd(data[1:], offset + 1, _MAP, field)
+        if cls is AddressString:
+            return _address(digits, _NOA[(first >> 4) & 7], plan)
+        return cls(digits, _NOA[(first >> 4) & 7], plan)
 
     def __str__(self) -> str:
         return ("+" if self.nature is NatureOfAddress.INTERNATIONAL else "") + self.digits
 
 
+# AddressStrings are built once per dialogue or more (the MSISDN, on each side): by a mutable
+# twin re-classed to AddressString, without the frozen __init__ (see protocols._twin). Same
+# values as the constructor (AddressString has no __post_init__): the tests compare.
+_AddressStringTwin = mutable_twin(AddressString)
+_INTERNATIONAL = NatureOfAddress.INTERNATIONAL
+_ISDN = NumberingPlan.ISDN
+
+
+def _address(digits: str, nature: NatureOfAddress, plan: NumberingPlan) -> AddressString:
+    """``AddressString(digits, nature, plan)``, built without the dataclass ``__init__``."""
+    a = _AddressStringTwin(digits, nature, plan)
+    a.__class__ = AddressString
+    return a
+
+
 def isdn(digits: str) -> AddressString:
     """An international E.164 ISDN-AddressString (the common case on the HLR path)."""
-    return AddressString(digits.lstrip("+"))
+    a = _AddressStringTwin(digits.lstrip("+") if digits[:1] == "+" else digits, _INTERNATIONAL,
+                           _ISDN)
+    a.__class__ = AddressString
+    return a
 
 
 # MCCs whose networks use three-digit MNCs (ITU-T E.212 operational bulletin; TS 23.003 §2.2
@@ -207,13 +229,13 @@ class Imsi:
         return self.digits[3 + len(self.mnc):]
 
     def encode(self) -> bytes:
-        return encode_tbcd(self.digits, Layer.MAP, "IMSI")
+        return encode_tbcd(self.digits, _MAP, "IMSI")
 
     @classmethod
     def decode(cls, data: bytes, offset: int = 0) -> Imsi:
         if not 3 <= len(data) <= 8:
             raise CodecError(Layer.MAP, "IMSI", offset, f"length {len(data)} outside 3..8")
-        return cls(decode_tbcd(data, offset, Layer.MAP, "IMSI"))
+        return cls(decode_tbcd(data, offset, _MAP, "IMSI"))
 
     def __str__(self) -> str:
         return self.digits

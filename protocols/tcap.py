@@ -11,11 +11,17 @@ codec (:mod:`protocols.map`) reads and writes those bytes per operation.
 
 Dialogue portions repeat from one dialogue to the next (one per application context), so
 their encodings and decodings are memoised: the dialogue PDUs are frozen and hashable.
+
+Hot path: a MAP dialogue is a Begin with one Invoke and an End with one ReturnResultLast.
+:func:`_encode_simple` writes such a message in one go and :func:`_decode_simple` reads one
+in place; anything else, or anything wrong, takes the general encoder and decoder, which the
+tests hold the shortcuts to (same bytes, same values, same errors).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -427,10 +433,94 @@ def _components(components: list[Component]) -> bytes:
     return tlv(TAG_COMPONENTS, b"".join([encode_component(c) for c in components]))
 
 
+# Dialogue portions by the identity of their PDU: encode_dialogue_portion's lru_cache hashes
+# the frozen PDU (a Python-level __hash__ over its fields) on every call, while senders reuse
+# one PDU object per application context. Entries hold the PDU, so its id stays its own.
+_DP_BY_ID: dict[int, tuple[DialoguePdu, bytes]] = {}
+_DP_BY_ID_MAX = 256
+
+
+def _dialogue_portion(pdu: DialoguePdu) -> bytes:
+    hit = _DP_BY_ID.get(id(pdu))
+    if hit is not None and hit[0] is pdu:
+        return hit[1]
+    dp = encode_dialogue_portion(pdu)
+    if len(_DP_BY_ID) >= _DP_BY_ID_MAX:
+        _DP_BY_ID.clear()
+    _DP_BY_ID[id(pdu)] = (pdu, dp)
+    return dp
+
+
+def _encode_simple(tag: int, tid: bytes, pdu: DialoguePdu | None,
+                   components: Sequence[Component]) -> bytes | None:
+    """A Begin (``tag`` 0x62, ``tid`` the otid) or an End (0x64, the dtid) written directly,
+    when it holds one component that is an Invoke without linked id or a ReturnResultLast
+    with a result, whose invoke id fits one octet (-128..127) and whose operation code is
+    local and 0..127 (every MAP operation). The same bytes as :func:`_encode` (checked by the
+    tests); None for any other message, or an invalid one (the general encoder then says
+    why). The hot path of :func:`encode` and of the transaction manager, which calls it
+    without building the message."""
+    if (type(components) is not list and type(components) is not tuple) or len(components) != 1:
+        return None
+    c = components[0]
+    t = type(c)
+    if t is Invoke:
+        if c.linked_id is not None:
+            return None
+    elif t is not ReturnResultLast:
+        return None
+    iid = c.invoke_id
+    op = c.opcode
+    p = c.parameter
+    if (type(tid) is not bytes or not 1 <= len(tid) <= 4 or not isinstance(op, int)
+            or not isinstance(iid, int) or not 0 <= op < 0x80 or not -0x80 <= iid < 0x80):
+        return None  # (isinstance: an IntEnum operation code is welcome)
+    if p is None:
+        p = b""
+    elif type(p) is not bytes:
+        return None
+    dp = b"" if pdu is None else _dialogue_portion(pdu)
+    k = len(tid)
+    m = len(p)
+    tid_tag = TAG_OTID if tag == TAG_BEGIN else TAG_DTID
+    if t is Invoke:  # a1 {02 01 id, 02 01 op, parameter}
+        n = 12 + k + len(dp) + m
+        if n < 0x80:  # every length in one octet
+            return (bytes((tag, n, tid_tag, k)) + tid + dp
+                    + bytes((TAG_COMPONENTS, m + 8, TAG_INVOKE, m + 6, UNIVERSAL_INTEGER, 1,
+                             iid & 0xFF, UNIVERSAL_INTEGER, 1, op)) + p)
+        comp = tlv(TAG_INVOKE, bytes((UNIVERSAL_INTEGER, 1, iid & 0xFF, UNIVERSAL_INTEGER, 1,
+                                      op)) + p)
+    else:  # a2 {02 01 id, 30 {02 01 op, parameter}}
+        n = 14 + k + len(dp) + m
+        if n < 0x80:
+            return (bytes((tag, n, tid_tag, k)) + tid + dp
+                    + bytes((TAG_COMPONENTS, m + 10, TAG_RETURN_RESULT_LAST, m + 8,
+                             UNIVERSAL_INTEGER, 1, iid & 0xFF, UNIVERSAL_SEQUENCE, m + 3,
+                             UNIVERSAL_INTEGER, 1, op)) + p)
+        comp = tlv(TAG_RETURN_RESULT_LAST, bytes((UNIVERSAL_INTEGER, 1, iid & 0xFF)) + tlv(
+            UNIVERSAL_SEQUENCE, bytes((UNIVERSAL_INTEGER, 1, op)) + p))
+    return tlv(tag, bytes((tid_tag, k)) + tid + dp + tlv(TAG_COMPONENTS, comp))
+
+
 def encode(msg: Message) -> bytes:
     """Encode a TCAP message (Q.773 §4.2)."""
     t = type(msg)
-    dp = b"" if msg.dialogue is None else encode_dialogue_portion(msg.dialogue)
+    if t is Begin:
+        data = _encode_simple(TAG_BEGIN, msg.otid, msg.dialogue, msg.components)
+        if data is not None:
+            return data
+    elif t is End:
+        data = _encode_simple(TAG_END, msg.dtid, msg.dialogue, msg.components)
+        if data is not None:
+            return data
+    return _encode(msg)
+
+
+def _encode(msg: Message) -> bytes:
+    """The general encoder (every message, every component)."""
+    t = type(msg)
+    dp = b"" if msg.dialogue is None else _dialogue_portion(msg.dialogue)
     if t is Begin:
         return tlv(TAG_BEGIN, _tid(TAG_OTID, msg.otid, "otid") + dp + _components(msg.components))
     if t is End:
@@ -651,10 +741,88 @@ def _decode_components(buf: bytes, vs: int, ve: int) -> list[Component]:
     return out
 
 
+def _decode_simple(buf: bytes) -> Begin | End | None:
+    """The hot path of :func:`decode`: a Begin or an End, all in short-form lengths, made of
+    the transaction id, a dialogue portion already in the cache (or none) and one component,
+    an Invoke (no linked id) or a ReturnResultLast with a result, whose invoke id and local
+    operation code are one-octet INTEGERs and whose parameter, if any, is one TLV ending the
+    message. None for anything else, well-formed or not: :func:`_decode` then reads it and
+    finds any fault. Never raises; where it answers, it answers what :func:`_decode` would
+    (checked by the tests)."""
+    n = len(buf)
+    if n < 10 or buf[1] != n - 2 or n > 0x81:  # one TLV, short-form length
+        return None
+    tag = buf[0]
+    if tag == TAG_BEGIN:
+        if buf[2] != TAG_OTID:
+            return None
+    elif tag != TAG_END or buf[2] != TAG_DTID:
+        return None
+    pos = 4 + buf[3]
+    if not 5 <= pos <= 8:  # a transaction id of 1 to 4 octets
+        return None
+    tid = buf[4:pos]
+    dialogue = None
+    if buf[pos] == TAG_DIALOGUE_PORTION:
+        end = pos + 2 + buf[pos + 1]  # pos + 1 < n: pos <= 8 < n
+        if end > n - 10:  # leave room for the smallest component portion
+            return None
+        dialogue = _DIALOGUE_CACHE.get(buf[pos + 2:end])
+        if dialogue is None:
+            return None
+        pos = end
+    c = pos + 2  # the component's tag; it must fill the component portion, which ends buf
+    if (pos + 10 > n or buf[pos] != TAG_COMPONENTS or buf[pos + 1] != n - c
+            or buf[c + 1] != n - c - 2):  # 10: 6c 08 a1 06 02 01 id 02 01 op, the smallest
+        return None
+    ctag = buf[c]
+    if buf[c + 2] != UNIVERSAL_INTEGER or buf[c + 3] != 1:
+        return None
+    iid = buf[c + 4]
+    if iid & 0x80:
+        iid -= 256
+    if ctag == TAG_INVOKE:
+        if buf[c + 5] != UNIVERSAL_INTEGER or buf[c + 6] != 1:
+            return None
+        op = buf[c + 7]
+        p = c + 8
+    elif ctag == TAG_RETURN_RESULT_LAST:
+        if (n - c < 10 or buf[c + 5] != UNIVERSAL_SEQUENCE or buf[c + 6] != n - c - 7
+                or buf[c + 7] != UNIVERSAL_INTEGER or buf[c + 8] != 1):
+            return None
+        op = buf[c + 9]
+        p = c + 10
+    else:
+        return None
+    if op & 0x80:
+        op -= 256
+    if p == n:
+        param = None
+    elif p + 2 <= n and buf[p] & 0x1F != 0x1F and buf[p + 1] == n - p - 2:
+        param = buf[p:]
+    else:
+        return None
+    if ctag == TAG_INVOKE:
+        comp: Component = Invoke(iid, op, param)
+    else:
+        comp = ReturnResultLast(iid, op, param)
+    if tag == TAG_BEGIN:
+        return Begin(tid, dialogue, [comp])
+    return End(tid, dialogue, [comp])
+
+
 def decode(buf: bytes) -> Message:
     """Decode one TCAP message; raises :class:`CodecError` (layer TCAP) on any fault."""
     if type(buf) is not bytes:
         buf = bytes(buf)
+    msg = _decode_simple(buf)
+    if msg is not None:
+        return msg
+    return _decode_general(buf)
+
+
+def _decode_general(buf: bytes) -> Message:
+    """:func:`decode` without the shortcut: every message, every fault named."""
     try:
         return _decode(buf)
     except CodecError as exc:

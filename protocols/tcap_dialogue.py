@@ -92,7 +92,9 @@ from .tcap import (
     PAbortCause,
     ServiceUserDiagnostic,
     Unidirectional,
-    decode,
+    _decode_general,
+    _decode_simple,
+    _encode_simple,
     encode,
 )
 
@@ -297,7 +299,7 @@ class TransactionManager:
         if not invoke_timeout > 0:
             raise ValueError(f"invoke_timeout {invoke_timeout} must be positive")
         self._open: dict[bytes, Dialogue] = {}
-        self._heap: list[tuple[float, int, Dialogue]] = []
+        self._heap: list[tuple[float, int, bytes]] = []  # (deadline, timer_seq, otid)
         self._seq = 0
         self._next = 1 % id_space  # the first dialogue gets otid 00000001
         self._id_space = id_space
@@ -333,16 +335,19 @@ class TransactionManager:
         :class:`TooManyDialogues` when ``max_dialogues`` are open, and the codec's
         :class:`CodecError` when the message cannot be encoded (nothing is opened then).
         """
-        if len(self._open) >= self.max_dialogues:
+        in_use = self._open
+        if len(in_use) >= self.max_dialogues:
             self.counters.resource_limited += 1
             raise TooManyDialogues(
-                f"{len(self._open)} TCAP dialogues open, the bound is {self.max_dialogues}")
+                f"{len(in_use)} TCAP dialogues open, the bound is {self.max_dialogues}")
         otid = self._allocate()
-        data = encode(Begin(otid, pdu, components))
+        data = _encode_simple(TAG_BEGIN, otid, pdu, components)
+        if data is None:
+            data = encode(Begin(otid, pdu, components))
         d = Dialogue(otid, _INIT_SENT, True, None, None,
                      pdu.application_context if type(pdu) is DialogueRequest else None,
                      context)
-        self._open[otid] = d
+        in_use[otid] = d
         self._arm(d, now + (self.invoke_timeout if timeout is None else timeout))
         self.counters.begun += 1
         return d, data
@@ -383,7 +388,9 @@ class TransactionManager:
             if state is _INIT_SENT:
                 raise DialogueStateError(
                     "End not allowed in state initiation sent (only a prearranged end)")
-            data = encode(End(dialogue.peer_tid, pdu, components))
+            data = _encode_simple(TAG_END, dialogue.peer_tid, pdu, components)
+            if data is None:
+                data = encode(End(dialogue.peer_tid, pdu, components))
         self._release(dialogue)
         self.counters.ended += 1
         return data
@@ -443,9 +450,11 @@ class TransactionManager:
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` should next be called: the earliest deadline, or None."""
         heap = self._heap
+        in_use = self._open
         while heap:
-            deadline, seq, d = heap[0]
-            if d.timer_seq == seq:
+            deadline, seq, tid = heap[0]
+            d = in_use.get(tid)
+            if d is not None and d.timer_seq == seq:
                 return deadline
             heapq.heappop(heap)
         return None
@@ -462,8 +471,9 @@ class TransactionManager:
         events: list[Event] = []
         out: list[tuple[Dialogue, bytes]] = []
         while heap and heap[0][0] <= now:
-            _, seq, d = heapq.heappop(heap)
-            if d.timer_seq != seq:
+            _, seq, tid = heapq.heappop(heap)
+            d = self._open.get(tid)
+            if d is None or d.timer_seq != seq:
                 continue  # stale: closed or re-armed since
             data = self._abort_message(d, None)
             self._release(d)
@@ -478,16 +488,22 @@ class TransactionManager:
     def receive(self, data: bytes, now: float) -> tuple[list[Event], list[bytes]]:
         """Take one TCAP message from the peer: the events, and the messages to answer it
         with (to the sender of ``data``), per Q.774 §3.3.3 and Table 7/Q.774."""
-        try:
-            msg = decode(data)
-        except CodecError as exc:
-            return self._malformed(data, exc)
+        if type(data) is not bytes:
+            data = bytes(data)
+        msg = _decode_simple(data)  # (decode(), without its call)
+        if msg is None:
+            try:
+                msg = _decode_general(data)
+            except CodecError as exc:
+                return self._malformed(data, exc)
         t = type(msg)
         if t is End:
-            d = self._open.get(msg.dtid)
+            d = self._open.pop(msg.dtid, None)
             if d is None:
                 return self._unknown(msg, None)
-            self._release(d)
+            d.state = _IDLE  # (_release)
+            d.deadline = None
+            d.timer_seq = -1
             self.counters.ended += 1
             return [DialogueEnded(d, msg)], []
         if t is Continue:
@@ -514,9 +530,13 @@ class TransactionManager:
 
     def _allocate(self) -> bytes:
         """The next free transaction id: sequential, wrapping, skipping ids in use."""
-        space = self._id_space
         i = self._next
+        tid = i.to_bytes(TID_OCTETS, "big")
         in_use = self._open
+        if tid not in in_use and i + 1 < self._id_space:  # the common case
+            self._next = i + 1
+            return tid
+        space = self._id_space
         for _ in range(space):
             tid = i.to_bytes(TID_OCTETS, "big")
             i += 1
@@ -533,10 +553,13 @@ class TransactionManager:
         d.timer_seq = seq
         d.deadline = deadline
         heap = self._heap
-        heapq.heappush(heap, (deadline, seq, d))
-        # lazy deletion leaves an entry behind for every closed or re-armed dialogue
-        if len(heap) > 2 * len(self._open) + _COMPACT_SLACK:
-            self._heap = [e for e in heap if e[2].timer_seq == e[1]]
+        heapq.heappush(heap, (deadline, seq, d.otid))
+        # lazy deletion leaves an entry behind for every closed or re-armed dialogue (holding
+        # the id, not the dialogue: a closed dialogue, and what its context holds, is freed)
+        in_use = self._open
+        if len(heap) > 2 * len(in_use) + _COMPACT_SLACK:
+            self._heap = [e for e in heap
+                          if (o := in_use.get(e[2])) is not None and o.timer_seq == e[1]]
             heapq.heapify(self._heap)
 
     def _release(self, d: Dialogue) -> None:

@@ -40,7 +40,7 @@ from protocols.tcap_dialogue import (
     refused_context,
 )
 
-from .sccp_route import MapRoute, protocol_data, reply_data, unitdata
+from .sccp_route import SI_SCCP, MapRoute, protocol_data, reply_data, unitdata
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,20 @@ MapOutcome = MapResult | MapUserError | MapFailure
 # the parameter attribute that carries each error's diagnostic (TS 29.002 §17.7.7)
 _DIAGNOSTICS = ("absent_subscriber_diagnostic_sm", "unknown_subscriber_diagnostic",
                 "call_barring_cause", "network_resource", "absent_subscriber_reason")
+
+_SRI_SM = Opcode.SEND_ROUTING_INFO_FOR_SM
+_AARQS: dict[tuple[int, int], tcap.DialogueRequest] = {}
+
+
+def _aarq(operation: int, version: int) -> tcap.DialogueRequest:
+    """The AARQ proposing ``operation``'s context at ``version``: one (frozen) object per
+    context, so the TCAP encoder finds its dialogue portion by identity."""
+    pdu = _AARQS.get((operation, version))
+    if pdu is None:
+        pdu = _AARQS[(operation, version)] = tcap.DialogueRequest(
+            map_.context_for(operation, version))
+    return pdu
+
 
 _HIGHEST = {Opcode.SEND_ROUTING_INFO_FOR_SM: 3, Opcode.ANY_TIME_INTERROGATION: 3,
             Opcode.SEND_ROUTING_INFO: 3}
@@ -193,7 +207,7 @@ class MapClient:
                      timeout: float | None = None) -> MapOutcome:
         """sendRoutingInfoForSM (TS 29.002 §12.1): IMSI and serving MSC of ``msisdn``."""
         arg = map_.RoutingInfoForSmArg(isdn(msisdn), sm_rp_pri, self.smsc)
-        return await self._run(Opcode.SEND_ROUTING_INFO_FOR_SM, arg, msisdn, route, timeout)
+        return await self._start(_SRI_SM, arg, msisdn, route, timeout)
 
     async def ati(self, msisdn: str, route: MapRoute, *,
                   requested: map_.RequestedInfo | None = None,
@@ -203,7 +217,7 @@ class MapClient:
             isdn(msisdn), requested or map_.RequestedInfo(location_information=True,
                                                           subscriber_state=True),
             self.gsmscf)
-        return await self._run(Opcode.ANY_TIME_INTERROGATION, arg, msisdn, route, timeout)
+        return await self._start(Opcode.ANY_TIME_INTERROGATION, arg, msisdn, route, timeout)
 
     async def sri(self, msisdn: str, route: MapRoute, *,
                   interrogation_type: int = map_.InterrogationType.BASIC_CALL,
@@ -211,17 +225,25 @@ class MapClient:
         """sendRoutingInfo (TS 29.002 §10.1): IMSI plus MSRN or forwarding data."""
         arg = map_.SendRoutingInfoArg(isdn(msisdn), interrogation_type=interrogation_type,
                                       gmsc_or_gsm_scf_address=self.smsc)
-        return await self._run(Opcode.SEND_ROUTING_INFO, arg, msisdn, route, timeout)
+        return await self._start(Opcode.SEND_ROUTING_INFO, arg, msisdn, route, timeout)
 
-    async def _run(self, operation: Opcode, argument: object, msisdn: str, route: MapRoute,
-                   timeout: float | None) -> MapOutcome:
-        loop = self._loop = asyncio.get_running_loop()
-        called = sccp.SccpAddress.e164(route.hlr_gt or msisdn, route.hlr_ssn)
+    def _start(self, operation: Opcode, argument: object, msisdn: str, route: MapRoute,
+               timeout: float | None) -> asyncio.Future[MapOutcome]:
+        """Open the dialogue; the future the operation's caller awaits (a plain function, not a
+        coroutine: one frame less to create and to resume per dialogue)."""
+        loop = self._loop
+        if loop is None or not loop.is_running():  # (get_running_loop costs a getpid call)
+            loop = self._loop = asyncio.get_running_loop()
+        if route.hlr_gt:
+            called = sccp.SccpAddress.e164(route.hlr_gt, route.hlr_ssn)
+        else:  # addressed by the MSISDN: a new number each time, not worth memoising
+            called = sccp.SccpAddress.e164(msisdn, route.hlr_ssn, memoise=False)
         calling = sccp.SccpAddress.e164(route.calling_gt, self._ssn[operation])
         pending = _Pending(loop.create_future(), operation, argument,
-                           self.version_for(route, operation), route, called, calling, timeout)
+                           self._versions.get((route.name, operation), _HIGHEST[operation]),
+                           route, called, calling, timeout)
         self._begin(pending, loop.time())
-        return await pending.future
+        return pending.future
 
     # ------------------------------------------------------------------ sending
 
@@ -231,11 +253,11 @@ class MapClient:
             self._fail(p, FailureKind.LINK_DOWN, f"link set {route.linkset.name} is down")
             return
         version = p.version
-        pdu = (None if version == 1
-               else tcap.DialogueRequest(map_.context_for(p.operation, version)))
+        operation = p.operation
+        pdu = None if version == 1 else _aarq(operation, version)
         try:
-            parameter = map_.encode_argument(p.operation, p.argument, version)
-            dialogue, data = self.tm.begin(pdu, [tcap.Invoke(1, p.operation, parameter)], now,
+            parameter = map_.encode_argument(operation, p.argument, version)
+            dialogue, data = self.tm.begin(pdu, [tcap.Invoke(1, operation, parameter)], now,
                                            p.timeout, p)
         except TooManyDialogues as exc:
             self._fail(p, FailureKind.OVERLOAD, str(exc))
@@ -243,19 +265,25 @@ class MapClient:
         except CodecError as exc:
             self._fail(p, FailureKind.PROTOCOL, f"cannot encode the invoke: {exc}")
             return
-        key = dialogue.local_id
+        otid = dialogue.otid
+        key = int.from_bytes(otid, "big")
         try:
             assoc = route.linkset.pick(key)
-            assoc.send(protocol_data(route.opc, route.dpc, route.ni, key, unitdata(
-                p.called, p.calling, data, route.return_on_error)))
+            assoc.send(m3ua.ProtocolData(route.opc, route.dpc, SI_SCCP, route.ni, 0, key & 0xFF,
+                                         sccp.encode_unitdata(p.called, p.calling, data, 0,
+                                                              route.return_on_error)))
         except Exception as exc:  # LinkSetDown, AspNotActive: the link went away
             self.tm.end(dialogue, None, [], now, prearranged=True)
             self._fail(p, FailureKind.LINK_DOWN, str(exc))
             return
         p.association = assoc
-        self._by_association.setdefault(assoc, set()).add(dialogue.otid)
+        ids = self._by_association.get(assoc)
+        if ids is None:
+            ids = self._by_association[assoc] = set()
+        ids.add(otid)
         self.stats.begun += 1
-        self._arm_timer()
+        if self._timer_at is None or dialogue.deadline < self._timer_at:
+            self._arm_timer()  # else the timer already set goes off before this deadline
 
     # ------------------------------------------------------------------ receiving
 
@@ -270,7 +298,7 @@ class MapClient:
             self.stats.sccp_undecodable += 1
             log.warning("undecodable SCCP from %s: %s", assoc, exc)
             return
-        now = asyncio.get_running_loop().time()
+        now = (self._loop or asyncio.get_running_loop()).time()
         kind = type(msg)
         if kind is sccp.Unitdata or kind is sccp.ExtendedUnitdata:
             events, replies = self.tm.receive(msg.data, now)
@@ -280,10 +308,18 @@ class MapClient:
                 except Exception as exc:
                     log.debug("P-Abort not sent: %s", exc)
             for event in events:
+                if type(event) is DialogueEnded:  # the hot path: the answer, in an End
+                    dialogue = event.dialogue
+                    p = dialogue.context
+                    if type(p) is _Pending:
+                        self._forget(dialogue)
+                        self._answered(p, event.message.components)
+                    continue
                 self._event(event)
         else:  # UDTS/XUDTS: the network returned one of our Begins (Q.713 §4.11)
             self._returned(msg, now)
-        self._arm_timer()
+        if self._timer is None:
+            self._arm_timer()  # (every _begin arms it; this only covers a timer not yet set)
 
     def _returned(self, msg: sccp.UnitdataService | sccp.ExtendedUnitdataService,
                   now: float) -> None:

@@ -26,7 +26,7 @@ from protocols import map as map_
 from protocols.errors import CodecError
 from protocols.tcap_dialogue import DialogueBegun, TransactionManager
 
-from .sccp_route import reply_data
+from .sccp_route import SI_SCCP, reply_data
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,20 @@ DEFAULT_MAX_VERSIONS: Mapping[int, int] = {
     map_.Opcode.SEND_ROUTING_INFO: 3,
     map_.Opcode.SEND_IMSI: 2,
 }
+
+
+_ACCEPTED: dict[tuple[int, ...], tcap.DialogueResponse] = {}
+
+
+def _accepted(acn: tuple[int, ...]) -> tcap.DialogueResponse:
+    """The AARE accepting ``acn``: one (frozen) object per context, bounded, so the TCAP
+    encoder finds its dialogue portion by identity."""
+    pdu = _ACCEPTED.get(acn)
+    if pdu is None:
+        if len(_ACCEPTED) >= 256:
+            _ACCEPTED.clear()
+        pdu = _ACCEPTED[acn] = tcap.DialogueResponse(acn)
+    return pdu
 
 
 @dataclass(slots=True)
@@ -128,6 +142,7 @@ class MapResponder:
         self.tm = TransactionManager(max_dialogues=max_dialogues, invoke_timeout=timeout)
         self.stats = ResponderStats()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the traffic comes in on
 
     def on_payload(self, assoc: object, data: m3ua.Data) -> None:
         """An M3UA DATA arrived on ``assoc``: answer whatever it asks."""
@@ -140,9 +155,13 @@ class MapResponder:
             self.stats.undecodable += 1
             log.debug("undecodable SCCP from %s: %s", assoc, exc)
             return
-        if not isinstance(udt, (sccp.Unitdata, sccp.ExtendedUnitdata)):
+        kind = type(udt)
+        if kind is not sccp.Unitdata and kind is not sccp.ExtendedUnitdata:
             return  # a returned message (UDTS/XUDTS) needs no answer
-        now = asyncio.get_running_loop().time()
+        loop = self._loop
+        if loop is None or not loop.is_running():  # (get_running_loop costs a getpid call)
+            loop = self._loop = asyncio.get_running_loop()
+        now = loop.time()
         events, replies = self.tm.receive(udt.data, now)
         for raw in replies:
             assoc.send(reply_data(pd, udt, raw))
@@ -154,7 +173,11 @@ class MapResponder:
                event: DialogueBegun, now: float) -> None:
         self.stats.begun += 1
         dialogue = event.dialogue
-        invoke = next((c for c in event.message.components if type(c) is tcap.Invoke), None)
+        components = event.message.components
+        if components and type(components[0]) is tcap.Invoke:
+            invoke = components[0]
+        else:
+            invoke = next((c for c in components if type(c) is tcap.Invoke), None)
         if invoke is None or not isinstance(invoke.opcode, int):
             self._send(assoc, pd, udt, self.tm.u_abort(dialogue, None, now))
             self.stats.aborted += 1
@@ -181,7 +204,9 @@ class MapResponder:
             return
         answer = self.handler(Invocation(opcode, argument, version, invoke.invoke_id,
                                          udt.called, udt.calling, assoc))
-        if inspect.isawaitable(answer):
+        if type(answer) is Reply:  # the common answer: no need to ask whether it is awaitable
+            self._answer(assoc, pd, udt, dialogue, invoke, version, answer, now)
+        elif inspect.isawaitable(answer):
             task = asyncio.ensure_future(self._later(assoc, pd, udt, dialogue, invoke,
                                                      version, answer))
             self._tasks.add(task)
@@ -204,7 +229,7 @@ class MapResponder:
                 answer: Answer, now: float) -> None:
         tm = self.tm
         acn = dialogue.application_context
-        accepted = tcap.DialogueResponse(acn) if acn is not None else None
+        accepted = _accepted(acn) if acn is not None else None
         kind = type(answer)
         if kind is Reply:
             result = map_.encode_result(invoke.opcode, answer.value, version)
@@ -243,7 +268,7 @@ class MapResponder:
     def _reject(self, assoc, pd, udt, dialogue, invoke: tcap.Invoke, problem: int,
                 version: int, now: float) -> None:
         acn = dialogue.application_context
-        accepted = tcap.DialogueResponse(acn) if acn is not None else None
+        accepted = _accepted(acn) if acn is not None else None
         self.stats.rejected += 1
         self._send(assoc, pd, udt, self.tm.end(dialogue, accepted, [tcap.Reject(
             invoke.invoke_id, tcap.ProblemType.INVOKE, problem)], now))
@@ -252,8 +277,10 @@ class MapResponder:
     def _send(assoc, pd: m3ua.ProtocolData, udt: sccp.Unitdata, tcap_bytes: bytes) -> None:
         if not tcap_bytes:
             return
-        try:
-            assoc.send(reply_data(pd, udt, tcap_bytes))
+        try:  # (reply_data, without its calls)
+            assoc.send(m3ua.ProtocolData(pd.dpc, pd.opc, SI_SCCP, pd.ni, pd.mp, pd.sls,
+                                         sccp.encode_unitdata(udt.calling, udt.called,
+                                                              tcap_bytes)))
         except Exception as exc:  # the association went down meanwhile: the peer times out
             log.debug("answer not sent: %s", exc)
 

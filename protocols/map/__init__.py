@@ -130,14 +130,19 @@ def _lookup(table: dict[int, type], opcode: int, what: str) -> type:
     return cls
 
 
+# (the four functions below look their table up inline, _lookup only naming a miss: each
+# runs once per dialogue)
+
+
 def decode_argument(opcode: int, data: bytes, version: int = 3) -> Argument:
     """Decode an invoke's parameter TLV for ``opcode``."""
-    return _lookup(ARGUMENTS, opcode, "argument").decode(data, version)
+    cls = ARGUMENTS.get(opcode) or _lookup(ARGUMENTS, opcode, "argument")
+    return cls.decode(data, version)
 
 
 def encode_argument(opcode: int, arg: Argument, version: int = 3) -> bytes:
     """Encode an invoke's parameter TLV; ``arg`` must be the operation's argument type."""
-    cls = _lookup(ARGUMENTS, opcode, "argument")
+    cls = ARGUMENTS.get(opcode) or _lookup(ARGUMENTS, opcode, "argument")
     if not isinstance(arg, cls):
         raise err("operation", 0, f"{type(arg).__name__} is not the argument of operation "
                   f"{opcode} ({cls.__name__})")
@@ -146,12 +151,13 @@ def encode_argument(opcode: int, arg: Argument, version: int = 3) -> bytes:
 
 def decode_result(opcode: int, data: bytes, version: int = 3) -> Result:
     """Decode a returnResult's parameter TLV for ``opcode``."""
-    return _lookup(RESULTS, opcode, "result").decode(data, version)
+    cls = RESULTS.get(opcode) or _lookup(RESULTS, opcode, "result")
+    return cls.decode(data, version)
 
 
 def encode_result(opcode: int, res: Result, version: int = 3) -> bytes:
     """Encode a returnResult's parameter TLV; ``res`` must be the operation's result type."""
-    cls = _lookup(RESULTS, opcode, "result")
+    cls = RESULTS.get(opcode) or _lookup(RESULTS, opcode, "result")
     if not isinstance(res, cls):
         raise err("operation", 0, f"{type(res).__name__} is not the result of operation "
                   f"{opcode} ({cls.__name__})")

@@ -25,7 +25,7 @@ from typing import NoReturn, TypeVar
 
 from ..ber import decode_integer, encode_integer, read_tlv, tlv
 from ..errors import CodecError, Layer
-from ..tbcd import AddressString, Imsi
+from ..tbcd import AddressString, Imsi, encode_tbcd
 
 MAP = Layer.MAP
 E = TypeVar("E", bound=enum.IntEnum)
@@ -239,8 +239,16 @@ def enc_address(a: AddressString) -> bytes:
     out = a.encode()
     if len(_ADDR_ENC) >= _CACHE_MAX:
         _ADDR_ENC.clear()
-    _ADDR_ENC[digits] = (int(nature), int(plan), out)
+    _ADDR_ENC[digits] = (nature, plan, out)
     return out
+
+
+def enc_number(a: AddressString) -> bytes:
+    """AddressString contents, not memoised: for a subscriber's number (an MSISDN), new on
+    nearly every call, which would only churn the memo and keep its entries alive."""
+    if type(a) is AddressString:
+        return a.encode()
+    return enc_address(a)  # (a subclass; or not an address: the error is enc_address's)
 
 
 def enc_imsi(i: Imsi) -> bytes:
@@ -248,6 +256,8 @@ def enc_imsi(i: Imsi) -> bytes:
     digits = i.digits
     if not 5 <= len(digits) <= 16:
         raise err("IMSI", 0, f"{len(digits)} digits do not fit TBCD-STRING (SIZE (3..8))")
+    if type(i) is Imsi:  # Imsi.encode, without the call
+        return encode_tbcd(digits, MAP, "IMSI")
     return i.encode()
 
 

@@ -31,6 +31,7 @@ from .common import (
     enc_bool,
     enc_imsi,
     enc_int,
+    enc_number,
     enumerated,
     err,
     fail,
@@ -43,6 +44,7 @@ from .common import (
     tlvs,
 )
 
+_OCTETS = tuple(bytes((i,)) for i in range(256))
 _ARG = "RoutingInfoForSM-Arg"
 _RES = "RoutingInfoForSM-Res"
 _LIWL = "LocationInfoWithLMSI"
@@ -92,6 +94,18 @@ class RoutingInfoForSmArg:
         try:
             buf = data if type(data) is bytes else as_bytes(data)
             end = len(buf)
+            if 6 < end < 0x82 and buf[1] == end - 2 and buf[0] == 0x30 and buf[2] == 0x80:
+                # The hot path: just msisdn, sm-RP-PRI and serviceCentreAddress, in that order
+                # and in short form, as every SMSC sends it: read in place (the loop below
+                # reads the same, with the same errors).
+                a = 4 + buf[3]
+                if a + 5 <= end and buf[a] == 0x81 and buf[a + 1] == 1 and buf[a + 3] == 0x82:
+                    c = a + 5
+                    if c + buf[a + 4] == end:
+                        return cls(AddressString.decode(buf[4:a], 4, "msisdn"),
+                                   buf[a + 2] != 0,
+                                   ADDRESS_CACHE.get(buf[c:end])
+                                   or address(buf, c, end, "serviceCentreAddress"))
             if end > 2 and buf[0] == 0x30 and buf[1] < 0x80 and buf[1] + 2 == end:
                 pos = 2
             else:
@@ -110,8 +124,8 @@ class RoutingInfoForSmArg:
                         raise err(_ARG, start + 1, "length runs past the end of the argument")
                 else:
                     t, vs, ve, pos = read_tlv(buf, pos, end)
-                if t == 0x80:
-                    msisdn = ADDRESS_CACHE.get(buf[vs:ve]) or address(buf, vs, ve, "msisdn")
+                if t == 0x80:  # (a subscriber's number: decoded afresh, not memoised)
+                    msisdn = AddressString.decode(buf[vs:ve], vs, "msisdn")
                 elif t == 0x81:
                     if ve - vs != 1:
                         raise err("sm-RP-PRI", vs, f"BOOLEAN of {ve - vs} octets")
@@ -158,20 +172,35 @@ class RoutingInfoForSmArg:
 
     def encode(self, version: int = 3) -> bytes:
         try:
-            a = enc_address(self.msisdn)
+            a = enc_number(self.msisdn)
             c = enc_address(self.service_centre_address)
-            body = (tl(0x80, a) + (b"\x81\x01\xff" if self.sm_rp_pri else b"\x81\x01\x00")
-                    + tl(0x82, c))
             if version == 1:
-                if self.teleservice is not None:
-                    body += bytes((0x85, 1, self.teleservice))
+                tail = (b"" if self.teleservice is None
+                        else bytes((0x85, 1, self.teleservice)))
             elif version >= 3:
-                body += self._encode_v3_tail()
-            return tl(0x30, body)
+                tail = self._encode_v3_tail()
+            else:
+                tail = b""
+            la = len(a)
+            lc = len(c)
+            n = la + lc + 7 + len(tail)
+            if n < 0x80:  # the common case, every length in one octet: written directly
+                return (bytes((0x30, n, 0x80, la)) + a
+                        + (b"\x81\x01\xff\x82" if self.sm_rp_pri else b"\x81\x01\x00\x82")
+                        + _OCTETS[lc] + c + tail)
+            return tl(0x30, tl(0x80, a) + (b"\x81\x01\xff" if self.sm_rp_pri else b"\x81\x01\x00")
+                      + tl(0x82, c) + tail)
         except Exception as exc:
             fail(exc, _ARG)
 
     def _encode_v3_tail(self) -> bytes:
+        if (self.extension_container is None and self.sm_rp_mti is None
+                and self.sm_rp_smea is None and self.sm_delivery_not_intended is None
+                and self.imsi is None and self.correlation_id is None and not self.unknown
+                and not (self.gprs_support_indicator or self.ip_sm_gw_guidance_indicator
+                         or self.t4_trigger_indicator or self.single_attempt_delivery
+                         or self.smsf_support_indicator)):
+            return b""  # what the lines below give when nothing optional is set
         out = []
         if self.extension_container is not None:
             out.append(tl(0xA6, self.extension_container))
@@ -290,7 +319,7 @@ class LocationInfoWithLmsi:
             raise err("locationInfo", 0, "roamingNumber and msc-Number are alternatives")
         if self.network_node_number is not None:
             a = enc_address(self.network_node_number)
-            body = tl(0x81, a)
+            body = bytes((0x81, len(a))) + a if len(a) < 0x80 else tl(0x81, a)
         elif self.roaming_number is not None and version == 1:
             body = tl(0x80, enc_address(self.roaming_number))
         else:
@@ -365,6 +394,17 @@ class RoutingInfoForSmRes:
         try:
             buf = data if type(data) is bytes else as_bytes(data)
             end = len(buf)
+            if 8 < end < 0x82 and buf[1] == end - 2 and buf[0] == 0x30 and buf[2] == 0x04:
+                # The hot path: the IMSI and a LocationInfoWithLMSI holding just the
+                # networkNode-Number, in short form: read in place (the loops below read the
+                # same, with the same errors).
+                a = 4 + buf[3]
+                if (a + 4 <= end and buf[a] == 0xA0 and buf[a + 1] == end - a - 2
+                        and buf[a + 2] == 0x81 and buf[a + 3] == end - a - 4):
+                    return cls(IMSI_CACHE.get(buf[4:a]) or imsi(buf, 4, a, "imsi"),
+                               LocationInfoWithLmsi(
+                                   ADDRESS_CACHE.get(buf[a + 4:end])
+                                   or address(buf, a + 4, end, "networkNode-Number")))
             if end > 2 and buf[0] == 0x30 and buf[1] < 0x80 and buf[1] + 2 == end:
                 pos = 2
             else:
@@ -404,18 +444,23 @@ class RoutingInfoForSmRes:
     def encode(self, version: int = 3) -> bytes:
         try:
             i = enc_imsi(self.imsi)
-            body = (tl(0x04, i)
-                    + tl(0xA0, self.location_info_with_lmsi._encode(version)))
+            liwl = self.location_info_with_lmsi._encode(version)
+            tail = b""
             if version == 1:
                 if self.mwd_set is not None:
-                    body += enc_bool(0x82, self.mwd_set)
+                    tail = enc_bool(0x82, self.mwd_set)
             elif version >= 3:
                 if self.extension_container is not None:
-                    body += tl(0xA4, self.extension_container)
+                    tail += tl(0xA4, self.extension_container)
                 if self.ip_sm_gw_guidance is not None:
-                    body += tl(0xA5, self.ip_sm_gw_guidance._encode())
+                    tail += tl(0xA5, self.ip_sm_gw_guidance._encode())
                 if self.unknown:
-                    body += b"".join(self.unknown)
-            return tl(0x30, body)
+                    tail += b"".join(self.unknown)
+            li = len(i)
+            ll = len(liwl)
+            n = li + ll + 4 + len(tail)
+            if n < 0x80:  # the common case, every length in one octet: written directly
+                return bytes((0x30, n, 0x04, li)) + i + bytes((0xA0, ll)) + liwl + tail
+            return tl(0x30, tl(0x04, i) + tl(0xA0, liwl) + tail)
         except Exception as exc:
             fail(exc, _RES)

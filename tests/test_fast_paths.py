@@ -1,0 +1,443 @@
+"""The hot-path shortcuts give exactly what the general code gives.
+
+Every fast path in the codecs and the transaction manager (direct byte writers, inline
+readers, builders that skip a frozen dataclass's ``__init__``) is compared here with the
+general path it shortcuts, on generated values and on damaged bytes: same bytes, same
+values, and where the input is bad, the general path's error and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import pickle
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocols import map as map_
+from protocols import sccp, tcap
+from protocols.errors import CodecError, Layer
+from protocols.map import Opcode
+from protocols.tbcd import (
+    AddressString,
+    Imsi,
+    NatureOfAddress,
+    NumberingPlan,
+    _address,
+    isdn,
+)
+from tests.vectors import VECTORS
+
+SM_GW_V3 = (0, 4, 0, 0, 1, 0, 20, 3)
+ATI_V3 = (0, 4, 0, 0, 1, 0, 29, 3)
+
+# --------------------------------------------------------------------------- TBCD values
+
+digits_text = st.text("0123456789", max_size=20)
+
+
+@given(st.builds(str.__add__, st.sampled_from(["", "+", "++"]),
+                st.text("0123456789*#abc", max_size=20)))
+def test_isdn_builds_what_the_constructor_builds(digits: str) -> None:
+    fast = isdn(digits)
+    slow = AddressString(digits.lstrip("+"))
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert type(fast) is AddressString and fast.encode() == slow.encode()
+
+
+@given(digits_text, st.sampled_from(list(NatureOfAddress)), st.sampled_from(list(NumberingPlan)))
+def test_address_builder_and_decoder_match_the_constructor(digits: str, nature, plan) -> None:
+    fast = _address(digits, nature, plan)
+    slow = AddressString(digits, nature, plan)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    if digits:
+        decoded = AddressString.decode(slow.encode())
+        assert decoded == slow and type(decoded) is AddressString
+
+
+@given(st.text("0123456789", min_size=5, max_size=15))
+def test_imsi_decoder_matches_the_constructor(digits: str) -> None:
+    assert Imsi.decode(Imsi(digits).encode()) == Imsi(digits)
+
+
+def test_fast_built_values_stay_frozen() -> None:
+    for value in (isdn("447700900000"), _address("1", NatureOfAddress.UNKNOWN,
+                                                 NumberingPlan.ISDN),
+                  sccp.SccpAddress.e164("447700900001", 6),
+                  sccp.SccpAddress.decode(sccp.SccpAddress.e164("447700900001", 6).encode())):
+        assert type(value) in (AddressString, sccp.SccpAddress)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            value.digits = "1"  # type: ignore[misc]
+        assert not hasattr(value, "__dict__")
+        assert {value: 1}[dataclasses.replace(value)] == 1
+
+
+def test_mutable_twin_refuses_what_it_cannot_mirror() -> None:
+    from protocols._twin import mutable_twin
+
+    @dataclasses.dataclass(frozen=True)
+    class NoSlots:
+        a: int
+
+    with pytest.raises(TypeError):
+        mutable_twin(NoSlots)
+
+
+# --------------------------------------------------------------------------- SCCP
+
+
+@given(st.text("0123456789", max_size=40), st.sampled_from([0, 6, 8, 147, 255]))
+def test_e164_builds_what_the_constructor_builds(digits: str, ssn: int) -> None:
+    fast = sccp._e164.__wrapped__(digits, ssn)
+    slow = sccp.SccpAddress(sccp.RoutingIndicator.ROUTE_ON_GT,
+                            sccp.GlobalTitleIndicator.TT_NP_ES_NAI, ssn, None, digits, 0,
+                            sccp.NumberingPlan.E164,
+                            sccp.NatureOfAddressIndicator.INTERNATIONAL_NUMBER)
+    assert fast == slow and fast.encode() == slow.encode() and hash(fast) == hash(slow)
+    assert sccp.SccpAddress.decode(fast.encode()) == fast
+
+
+addresses = st.builds(sccp._e164.__wrapped__, st.text("0123456789", min_size=1, max_size=30),
+                      st.sampled_from([6, 8, 147]))
+
+
+@given(addresses, addresses, st.binary(min_size=0, max_size=260), st.sampled_from([0, 1, 2]),
+       st.booleans())
+def test_encode_unitdata_is_encode_of_a_unitdata(called, calling, data, cls, roe) -> None:
+    def run(f):
+        try:
+            return f()
+        except CodecError as exc:
+            return (exc.layer, exc.field, exc.offset, exc.reason)
+
+    direct = run(lambda: sccp.encode_unitdata(called, calling, data, cls, roe))
+    assert direct == run(lambda: sccp.encode(sccp.Unitdata(called, calling, data, cls, roe)))
+    if isinstance(direct, bytes):
+        assert sccp.decode(direct) == sccp.Unitdata(called, calling, data, cls, roe)
+
+
+def _outcome(f, buf):
+    try:
+        return f(buf)
+    except CodecError as exc:
+        return (exc.layer, exc.field, exc.offset, exc.reason)
+
+
+def _sccp_general(buf: bytes):
+    """The UDT decoder as it was: every parameter through _three."""
+    if len(buf) < 5 or buf[0] != 0x09:
+        return sccp.decode(buf)
+    b = buf[1]
+    if b & 0x7E:
+        sccp._protocol_class(b)
+    called, calling, data = sccp._three(buf, len(buf), 2)
+    return sccp.Unitdata(called, calling, data, b & 1, b >= 0x80)
+
+
+def _damaged(seeds: list[bytes]) -> st.SearchStrategy[bytes]:
+    @st.composite
+    def damage(draw: st.DrawFn) -> bytes:
+        data = bytearray(draw(st.sampled_from(seeds)))
+        for _ in range(draw(st.integers(1, 3))):
+            if not data:
+                break
+            kind = draw(st.sampled_from(["truncate", "flip", "set", "insert", "delete"]))
+            i = draw(st.integers(0, len(data) - 1))
+            if kind == "truncate":
+                del data[i:]
+            elif kind == "flip":
+                data[i] ^= 1 << draw(st.integers(0, 7))
+            elif kind == "set":
+                data[i] = draw(st.sampled_from([0, 1, 2, 3, 0x7F, 0x80, 0x81, 0xFF,
+                                                (data[i] + 1) & 0xFF, (data[i] - 1) & 0xFF]))
+            elif kind == "insert":
+                data[i:i] = draw(st.binary(min_size=1, max_size=3))
+            else:
+                del data[i]
+        return bytes(data)
+
+    return damage()
+
+
+SCCP_SEEDS = [v.sccp for v in VECTORS.values() if v.sccp]
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_damaged(SCCP_SEEDS), st.sampled_from(SCCP_SEEDS)))
+def test_udt_fast_decoder_answers_what_the_general_one_does(buf: bytes) -> None:
+    got = _outcome(sccp.decode, buf)
+    assert got == _outcome(_sccp_general, buf)
+    if isinstance(got, tuple):
+        assert got[0] is Layer.SCCP
+
+
+# --------------------------------------------------------------------------- TCAP
+
+small = st.integers(-128, 127)
+opcodes = st.one_of(st.integers(0, 127), st.integers(-200, 300), st.sampled_from(list(Opcode)),
+                    st.sampled_from([(0, 4, 0, 0, 1, 100, 1), (1, 2, 3)]))
+parameters = st.one_of(
+    st.none(),
+    st.builds(lambda tag, body: bytes((tag, len(body))) + body,
+              st.sampled_from([0x30, 0x04, 0xA0, 0x80]), st.binary(max_size=127)),
+    st.builds(lambda body: b"\x30\x81" + bytes((len(body),)) + body,
+              st.binary(min_size=128, max_size=200)),
+)
+dialogues = st.sampled_from([
+    None, tcap.DialogueRequest(SM_GW_V3), tcap.DialogueResponse(SM_GW_V3),
+    tcap.DialogueRequest(ATI_V3), tcap.DialogueResponse(ATI_V3),
+    tcap.DialogueRequest(SM_GW_V3, user_information=b"\x28\x03\x06\x01\x00"),
+    tcap.DialogueAbort(tcap.AbortSource.DIALOGUE_SERVICE_USER),
+])
+components = st.one_of(
+    st.builds(tcap.Invoke, st.one_of(small, st.integers(-1000, 1000)), opcodes, parameters,
+              st.one_of(st.none(), small)),
+    st.builds(tcap.ReturnResultLast, st.one_of(small, st.integers(-1000, 1000)), opcodes,
+              parameters),
+    st.builds(tcap.ReturnResultLast, small),  # no result (opcode and parameter absent)
+    st.builds(tcap.ReturnError, small, opcodes, parameters),
+    st.builds(tcap.ReturnResultNotLast, small, opcodes, parameters),
+)
+tids = st.binary(min_size=1, max_size=4)
+messages = st.one_of(
+    st.builds(tcap.Begin, tids, dialogues, st.lists(components, max_size=2)),
+    st.builds(tcap.End, tids, dialogues, st.lists(components, max_size=2)),
+    st.builds(tcap.Continue, tids, tids, dialogues, st.lists(components, max_size=2)),
+)
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(messages)
+def test_tcap_fast_encoder_writes_what_the_general_one_writes(msg: tcap.Message) -> None:
+    wire = tcap.encode(msg)
+    assert wire == tcap._encode(msg)
+    assert tcap.decode(wire) == msg
+    assert tcap._decode_general(wire) == msg
+    simple = tcap._decode_simple(wire)
+    assert simple is None or simple == msg
+
+
+@given(st.sampled_from([tcap.Begin, tcap.End]), st.binary(max_size=6), components)
+def test_tcap_fast_encoder_refuses_what_the_general_one_refuses(kind, tid, comp) -> None:
+    msg = kind(tid, None, [comp])
+    assert _outcome(tcap.encode, msg) == _outcome(tcap._encode, msg)
+
+
+TCAP_SEEDS = [v.tcap for v in VECTORS.values() if v.tcap]
+
+
+@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_damaged(TCAP_SEEDS), st.sampled_from(TCAP_SEEDS), st.binary(max_size=40)))
+def test_tcap_fast_decoder_answers_what_the_general_one_does(buf: bytes) -> None:
+    for wire in TCAP_SEEDS:  # the dialogue portions of the vectors are in the cache
+        tcap.decode(wire)
+    simple = tcap._decode_simple(buf)  # never raises
+    general = _outcome(tcap._decode_general, buf)
+    if simple is not None:
+        assert simple == general
+    assert _outcome(tcap.decode, buf) == general
+
+
+@given(st.one_of(
+    st.builds(lambda ai, rest: bytes((ai,)) + rest, st.sampled_from([0x12, 0x52, 0x92, 0x13]),
+              st.binary(max_size=14)),
+    st.builds(lambda ai, ssn, tt, npes, nai, digits: bytes((ai, ssn, tt, npes, nai)) + digits,
+              st.sampled_from([0x12, 0x52]), st.integers(0, 255), st.integers(0, 255),
+              st.sampled_from([0x11, 0x12, 0x13, 0x10, 0x21, 0x72]),
+              st.sampled_from([4, 0x84, 0, 127]), st.binary(max_size=10)),
+    st.builds(lambda a: a.encode(), addresses)))
+def test_address_fast_decoder_answers_what_the_general_one_does(raw: bytes) -> None:
+    def run(f):
+        try:
+            return f(raw)
+        except CodecError as exc:
+            return (exc.field, exc.offset, exc.reason)
+
+    fast = run(sccp._decode_address_raw)
+    assert fast == run(sccp._decode_address_general)
+    if not isinstance(fast, tuple):
+        assert fast.encode() == run(sccp._decode_address_general).encode()
+
+
+# --------------------------------------------------------------------------- MAP (SRI-SM)
+
+def _long_form(param: bytes) -> bytes:
+    """The same parameter with its outer length in long form: the decoders' general loops."""
+    return param[:1] + b"\x81" + param[1:]
+
+
+def _map_outcome(decode, data: bytes, shift: int = 0):
+    try:
+        return decode(data)
+    except CodecError as exc:
+        assert exc.layer is Layer.MAP
+        return (exc.field, exc.offset - shift if exc.offset >= 2 else exc.offset)
+
+
+map_addresses = st.builds(AddressString, st.text("0123456789", max_size=16),
+                          st.sampled_from(list(NatureOfAddress)),
+                          st.sampled_from([NumberingPlan.ISDN, NumberingPlan.LAND_MOBILE]))
+
+
+@given(map_addresses, st.booleans(), map_addresses, st.sampled_from([1, 2, 3]))
+def test_srism_argument_fast_paths_match_the_general_ones(msisdn, pri, sca, version) -> None:
+    arg = map_.RoutingInfoForSmArg(msisdn, pri, sca)
+    wire = arg.encode(version)
+    assert wire == _general_srism_arg_encoding(arg, version)
+    assert (map_.RoutingInfoForSmArg.decode(wire)
+            == map_.RoutingInfoForSmArg.decode(_long_form(wire)))
+
+
+@given(map_addresses, st.text("0123456789", min_size=5, max_size=15), st.sampled_from([1, 2, 3]))
+def test_srism_result_fast_paths_match_the_general_ones(nnn, imsi, version) -> None:
+    res = map_.RoutingInfoForSmRes(Imsi(imsi), map_.LocationInfoWithLmsi(nnn))
+    wire = res.encode(version)
+    assert wire == _general_srism_res_encoding(res, version)
+    assert (map_.RoutingInfoForSmRes.decode(wire)
+            == map_.RoutingInfoForSmRes.decode(_long_form(wire)))
+
+
+def _general_srism_arg_encoding(arg, version: int) -> bytes:
+    """RoutingInfoForSM-Arg as the TLV helpers write it (without the direct writer)."""
+    from protocols.map.common import enc_address, tl
+
+    pri = b"\x81\x01\xff" if arg.sm_rp_pri else b"\x81\x01\x00"
+    body = (tl(0x80, enc_address(arg.msisdn)) + pri
+            + tl(0x82, enc_address(arg.service_centre_address)))
+    if version >= 3:
+        body += arg._encode_v3_tail()
+    return tl(0x30, body)
+
+
+def _general_srism_res_encoding(res, version: int) -> bytes:
+    from protocols.map.common import enc_imsi, tl
+
+    return tl(0x30, tl(0x04, enc_imsi(res.imsi))
+              + tl(0xA0, res.location_info_with_lmsi._encode(version)))
+
+
+SRISM_SEEDS = [
+    map_.RoutingInfoForSmArg(isdn("447700900123"), True, isdn("447700900000")).encode(),
+    map_.RoutingInfoForSmArg(isdn("4477009001234"), False, isdn("")).encode(),
+]
+SRISM_RES_SEEDS = [
+    map_.RoutingInfoForSmRes(Imsi("234150999999999"), map_.LocationInfoWithLmsi(
+        isdn("447700990001"))).encode(),
+]
+
+
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_damaged(SRISM_SEEDS), _damaged(SRISM_RES_SEEDS)))
+def test_srism_fast_decoders_fail_like_the_general_ones(wire: bytes) -> None:
+    if len(wire) < 2 or wire[1] != len(wire) - 2 or wire[1] >= 0x80:
+        return  # the outer TLV itself is damaged: the long-form copy is not the same fault
+    for cls in (map_.RoutingInfoForSmArg, map_.RoutingInfoForSmRes):
+        assert (_map_outcome(cls.decode, wire)
+                == _map_outcome(cls.decode, _long_form(wire), shift=1))
+
+
+def test_shortcuts_are_taken_on_the_vectors() -> None:
+    """The hot paths above are not dead code: the SRI-SM vectors take every one of them."""
+    begin, end = VECTORS["srism_v3_begin"], VECTORS["srism_v3_end_result"]
+    for v in (begin, end):
+        tcap._decode_general(v.tcap)  # (its dialogue portion in the cache)
+        msg = tcap._decode_simple(v.tcap)
+        assert msg is not None and msg == tcap._decode_general(v.tcap)
+        assert tcap._encode_simple(0x62 if type(msg) is tcap.Begin else 0x64,
+                                   getattr(msg, "otid", None) or msg.dtid, msg.dialogue,
+                                   msg.components) == v.tcap
+        udt = sccp.decode(v.sccp)
+        assert sccp.encode_unitdata(udt.called, udt.calling, udt.data, udt.protocol_class,
+                                    udt.return_on_error) == v.sccp
+    arg = tcap.decode(begin.tcap).components[0].parameter
+    assert map_.RoutingInfoForSmArg.decode(arg) == map_.RoutingInfoForSmArg.decode(
+        _long_form(arg))
+
+
+def test_twin_built_values_pickle_and_copy_like_constructed_ones() -> None:
+    for value in (isdn("+447700900000"), sccp.SccpAddress.e164("4477", 6, memoise=False),
+                  sccp.SccpAddress.decode(sccp.SccpAddress.e164("4477", 6).encode())):
+        assert pickle.loads(pickle.dumps(value)) == value
+        assert copy.deepcopy(value) == value and dataclasses.replace(value) == value
+        assert dataclasses.asdict(value) == dataclasses.asdict(copy.copy(value))
+
+
+def test_e164_without_memo_builds_the_memoised_address() -> None:
+    a = sccp.SccpAddress.e164("+447700900123", 6, memoise=False)
+    assert a == sccp.SccpAddress.e164("447700900123", 6)
+    assert a is not sccp.SccpAddress.e164("447700900123", 6, memoise=False)
+    assert sccp.SccpAddress.e164("12*#", None, memoise=False) == sccp.SccpAddress.e164(
+        "12*#", None)
+
+
+# --------------------------------------------------------------------------- TCAP dialogues
+
+
+def test_closed_dialogues_are_not_kept_by_the_timer_heap() -> None:
+    """The timer heap holds ids, so a closed dialogue (and its context) is freed at once,
+    while the timers of the open ones still run."""
+    from protocols.tcap_dialogue import DialogueTimedOut, TransactionManager
+
+    tm = TransactionManager(invoke_timeout=10.0)
+    pdu = tcap.DialogueRequest(SM_GW_V3)
+    opened = [tm.begin(pdu, [tcap.Invoke(1, 45, None)], float(i), context=i)[0]
+              for i in range(3000)]
+    for d in opened[:-2]:
+        tm.end(d, None, [], 0.0, prearranged=True)
+    assert all(type(e[2]) is bytes for e in tm._heap)  # stale entries: ids, not dialogues
+    assert tm.get_timer() == 3008.0
+    events, _ = tm.handle_timer(5000.0)
+    assert [type(e) for e in events] == [DialogueTimedOut, DialogueTimedOut]
+    assert [e.dialogue.context for e in events] == [2998, 2999]
+    assert tm.get_timer() is None and tm.open_dialogues == 0
+
+
+# --------------------------------------------------------------------------- MAP client
+
+
+class _Sink:
+    """An association that takes DATA and never answers."""
+
+    name = "sink"
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def send(self, pd) -> None:
+        self.sent.append(pd)
+
+
+class _OneLink:
+    name = "one"
+    is_up = True
+
+    def __init__(self) -> None:
+        self.members = (_Sink(),)
+
+    def pick(self, key: int):
+        return self.members[0]
+
+    def add_loss_listener(self, cb) -> None:
+        pass
+
+
+def test_client_follows_a_new_event_loop() -> None:
+    """The client keeps the loop it runs in (no get_running_loop per dialogue) and takes the
+    new one when it is run again in another loop: its futures and timer m live there."""
+    from gateway.sigtran.map_client import FailureKind, MapClient, MapFailure, MapRoute
+
+    link = _OneLink()
+    client = MapClient(smsc_address="447700900000", timer_m=0.05)
+    client.attach(link)
+    route = MapRoute("r", link, opc=1, dpc=2, calling_gt="447700900000")
+    for _ in range(2):
+        out = asyncio.run(asyncio.wait_for(client.sri_sm("447700900123", route), 5))
+        assert type(out) is MapFailure and out.kind is FailureKind.TIMEOUT
+    sent = link.members[0].sent
+    assert len(sent) == 2  # one Begin each (a dialogue timing out in initiation sent is
+    udt = sccp.decode(sent[0].data)  # only cancelled locally)
+    assert udt.called == sccp.SccpAddress.e164("447700900123", 6)
+    assert udt.calling == sccp.SccpAddress.e164("447700900000", 8)
