@@ -1,0 +1,169 @@
+"""Authentication, entitlement and per-customer limits of the lookup API, as aiohttp
+middleware.
+
+Every request under a protected prefix (``/v1/`` by default; ``public`` paths such as the
+OpenAPI document are let through) must carry an API key, as ``Authorization: Bearer KEY`` or
+``X-API-Key: KEY``. Then, in this order:
+
+1. no key, or a key that is malformed, unknown, revoked or expired: **401**
+   ``unauthenticated`` (with ``WWW-Authenticate: Bearer``);
+2. a handler marked with :func:`requires` for a service the customer is not entitled to:
+   **403** ``not-entitled`` (a handler whose service depends on the request calls
+   :func:`ensure_entitled` itself);
+3. the customer's token bucket is empty: **429** ``rate-limited`` with ``Retry-After`` (whole
+   seconds until a token is back) and ``limit: "rate"``;
+4. the customer already has ``inflight`` requests in progress: **429** ``rate-limited`` with
+   ``Retry-After: 1`` and ``limit: "inflight"``.
+
+The handler then finds the customer with :func:`customer_of`. :func:`install` adds the
+problem middleware (outermost) and this one to an application:
+
+>>> app = web.Application()
+>>> install(app, customers, limiter, public={"/v1/openapi.json"})
+>>> @requires("hlr")
+... async def hlr(request):
+...     customer = customer_of(request)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from gateway.customers import SERVICES, Customers, Limiter, parse_key
+from gateway.store import Customer
+
+from .problems import ProblemError, ProblemType, problems_middleware
+
+__all__ = [
+    "CUSTOMERS", "LIMITER", "auth_middleware", "customer_of", "ensure_entitled", "install",
+    "requires",
+]
+
+log = logging.getLogger(__name__)
+
+CUSTOMERS = web.AppKey("hlrgw_customers", Customers)
+LIMITER = web.AppKey("hlrgw_limiter", Limiter)
+# request storage key of the customer (web.RequestKey where aiohttp has it)
+_CUSTOMER: Any = (web.RequestKey("hlrgw_customer", Customer)  # type: ignore[attr-defined]
+                  if hasattr(web, "RequestKey") else "hlrgw_customer")
+_SERVICE_ATTR = "hlrgw_service"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def requires(service: str) -> Callable[[H], H]:
+    """Mark a handler as a lookup of ``service`` (one of :data:`SERVICES`): the middleware
+    answers 403 not-entitled to customers without it, before the request takes a token."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}")
+
+    def mark(handler: H) -> H:
+        setattr(handler, _SERVICE_ATTR, service)
+        return handler
+
+    return mark
+
+
+def customer_of(request: web.Request) -> Customer:
+    """The authenticated customer of a request that passed the middleware."""
+    customer = request.get(_CUSTOMER)
+    if customer is None:
+        raise ProblemError(401, ProblemType.UNAUTHENTICATED, "this request is not "
+                           "authenticated", headers={"WWW-Authenticate": "Bearer"})
+    return customer
+
+
+def not_entitled(customer: Customer, service: str) -> ProblemError:
+    return ProblemError(403, ProblemType.NOT_ENTITLED,
+                        f"customer {customer.name!r} is not entitled to the {service} service",
+                        service=service)
+
+
+def ensure_entitled(request: web.Request, service: str) -> Customer:
+    """The request's customer; 403 not-entitled unless it may use ``service``."""
+    customer = customer_of(request)
+    if not customer.entitled(service):
+        raise not_entitled(customer, service)
+    return customer
+
+
+def _key_of(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization")
+    if auth:
+        scheme, _, value = auth.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    key = request.headers.get("X-API-Key", "").strip()
+    return key or None
+
+
+def _unauthenticated(detail: str, error: str | None = None) -> ProblemError:
+    challenge = 'Bearer realm="hlr-gateway"'
+    if error:
+        challenge += f', error="{error}"'
+    return ProblemError(401, ProblemType.UNAUTHENTICATED, detail,
+                        headers={"WWW-Authenticate": challenge})
+
+
+def auth_middleware(customers: Customers, limiter: Limiter, *,
+                    protected: Iterable[str] = ("/v1/",),
+                    public: Iterable[str] = ()) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The middleware (see the module docstring). ``protected``: path prefixes that need a
+    key; ``public``: exact paths under them that do not."""
+    prefixes = tuple(protected)
+    open_paths = frozenset(public)
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if not path.startswith(prefixes) or path in open_paths:
+            return await handler(request)
+        key = _key_of(request)
+        if key is None:
+            raise _unauthenticated("send your API key as 'Authorization: Bearer KEY' or "
+                                   "'X-API-Key: KEY'")
+        customer = await customers.authenticate(key)
+        if customer is None:
+            key_id = parse_key(key)
+            log.info("refused API key %s from %s", key_id or "(malformed)", request.remote)
+            raise _unauthenticated("the API key is not valid (unknown, revoked or expired)",
+                                   "invalid_token")
+        service = getattr(request.match_info.handler, _SERVICE_ATTR, None)
+        if service is not None and not customer.entitled(service):
+            raise not_entitled(customer, service)
+        admission = limiter.admit(customer)
+        if not admission.admitted:
+            retry = admission.retry_after_header
+            if admission.limit == "inflight":
+                detail = (f"{customer.inflight} requests already in progress for "
+                          f"{customer.name!r}: wait for one to finish")
+            else:
+                detail = (f"more than {customer.rate:g} requests a second (burst "
+                          f"{customer.burst}) for {customer.name!r}")
+            raise ProblemError(429, ProblemType.RATE_LIMITED, detail,
+                               headers={"Retry-After": retry}, limit=admission.limit,
+                               retry_after=int(retry))
+        request[_CUSTOMER] = customer
+        try:
+            return await handler(request)
+        finally:
+            limiter.release(customer)
+
+    return authenticate
+
+
+def install(app: web.Application, customers: Customers, limiter: Limiter, *,
+            protected: Iterable[str] = ("/v1/",), public: Iterable[str] = ()) -> None:
+    """Add the problem middleware and the auth middleware to ``app`` (before it starts), and
+    keep ``customers`` and ``limiter`` in it (``app[CUSTOMERS]``, ``app[LIMITER]``)."""
+    app.middlewares.append(problems_middleware)
+    app.middlewares.append(auth_middleware(customers, limiter, protected=protected,
+                                           public=public))
+    app[CUSTOMERS] = customers
+    app[LIMITER] = limiter
