@@ -4,8 +4,8 @@
 prints every layer (M3UA, then the SCCP inside a DATA message, the TCAP inside SCCP and the MAP
 operations inside the TCAP components). ``hlrgw simulate --network FILE`` runs the network
 simulator (:mod:`simulators.cli`). ``config check``, ``route explain``, ``trace`` and
-``serve`` are the network engineer's commands (:mod:`gateway.netcli`). ``demo`` arrives with
-the HTTP gateway; until then it says so and exits with :data:`EXIT_NOT_YET`.
+``serve`` are the network engineer's commands (:mod:`gateway.netcli`). ``demo`` runs the
+simulator's example network and a gateway wired to it (:mod:`gateway.demo`).
 
 Exit status: 0 success, 1 undecodable input, 2 usage error (argparse), 3 not yet available.
 """
@@ -26,9 +26,7 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_NOT_YET = 3
 
-_NOT_YET = {
-    "demo": "start the simulator's example network and a gateway wired to it",
-}
+_NOT_YET: dict[str, str] = {}  # commands announced but not available yet: name -> what
 
 def pretty(value: Any, indent: int = 0, step: int = 2) -> str:
     """Render a codec value readably: nested dataclasses indented one field a line,
@@ -112,6 +110,12 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return run(args, out, err)
 
 
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from gateway.demo import cmd_demo as run
+
+    return run(args, out, err)
+
+
 def cmd_not_yet(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(
         f"hlrgw {args.command}: not yet available: will {_NOT_YET[args.command]}; see README.md",
@@ -129,13 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
-        "demo", help="run the gateway against the simulator's example network (not yet available)"
-    )
-    p.set_defaults(func=cmd_not_yet)
+        "demo", help="run the gateway against the simulator's example network",
+        description="Start the simulator's example network and a gateway wired to it (a "
+        "SQLite store in the data directory, the in-process cache), create a demo customer, "
+        "print the base URL, its API key and a curl per service; run until Ctrl-C.")
+    from gateway.demo import add_arguments as demo_arguments
+
+    demo_arguments(p)
+    p.set_defaults(func=cmd_demo)
 
     from gateway.netcli import add_commands as network_commands
 
     network_commands(sub)  # config check, route explain, trace, serve (gateway/netcli.py)
+
+    from gateway.customers_cli import add_commands as customer_commands
+
+    customer_commands(sub)  # customers add, list, revoke, rotate, set (gateway/customers_cli.py)
 
     p = sub.add_parser(
         "simulate", help="run the network simulator: simulated HLRs and a control API",

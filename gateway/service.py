@@ -1,6 +1,7 @@
 """The running gateway: the configuration file, the :class:`~gateway.engine.Engine`, the trace
-manager and the listeners (today the admin API; the HTTP lookup API joins it as another
-listener through :meth:`Service.add_listener`).
+manager and the listeners: the admin API, and the HTTP lookup API (:mod:`gateway.http.app`)
+with its store, cache, customers and batch jobs when the configuration has an ``[http]``
+section (a signalling-only gateway, such as the walkthrough of docs/operations.md, has none).
 
 :meth:`Service.run` loads and checks the file (an invalid one raises
 :class:`~gateway.config.ConfigInvalid` and nothing starts), starts everything, reloads on
@@ -12,19 +13,19 @@ running configuration stays.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
 import ssl
-import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from gateway.admin import AdminApi
-from gateway.config import Config, ConfigInvalid, load_config
+from gateway.config import Config, ConfigInvalid, load_config, read_document
 from gateway.config.schema import AdminSection, TlsSection
 from gateway.engine import Engine, ReloadReport, restart_problems
 from gateway.trace import TraceManager
@@ -61,30 +62,22 @@ def _ssl(tls: TlsSection | None) -> ssl.SSLContext | None:
     return ctx
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": record.created, "level": record.levelname.lower(), "logger": record.name,
-               "event": record.getMessage()}
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out)
-
-
 def setup_logging(config: Config, stream=None) -> None:
-    """Root logging per ``[logging]``: level, and JSON lines or console text."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    if config.logging.format.value == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: "
-                                               "%(message)s"))
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_hlrgw", False):
-            root.removeHandler(h)
-    handler._hlrgw = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
-    root.setLevel(config.logging.level.value.upper())
+    """Root logging per ``[logging]``: level, and JSON lines or console text, through
+    structlog with request ids and masked numbers (:mod:`gateway.logs`)."""
+    from gateway.logs import setup_logging as setup
+
+    setup(config.logging.level.value, config.logging.format.value, stream)
+
+
+def http_configured(config: Config) -> bool:
+    """Whether the configuration file writes an ``[http]`` section."""
+    if not config.path:
+        return True
+    try:
+        return "http" in read_document(config.path).data
+    except Exception:  # pragma: no cover - the file was just read
+        return True
 
 
 @dataclass(slots=True)
@@ -120,14 +113,22 @@ class Service:
     """See the module docstring."""
 
     def __init__(self, config_path: str | os.PathLike[str], *,
-                 env: Mapping[str, str] | None = None, log_stream=None) -> None:
+                 env: Mapping[str, str] | None = None, log_stream=None,
+                 http: bool | None = None) -> None:
+        """``http``: run the lookup API (None: when the file has an ``[http]`` section)."""
         self.config_path = os.fspath(config_path)
         self.env = env if env is not None else os.environ
         self.log_stream = log_stream
+        self.http = http
         self.engine: Engine | None = None
         self.traces: TraceManager | None = None
         self.admin: AdminApi | None = None
         self.listeners: list[Listener] = []
+        self.store: Any = None
+        self.cache: Any = None
+        self.lookups: Any = None  # gateway.lookup.LookupService
+        self.customers: Any = None
+        self.batch: Any = None
         self._stop = asyncio.Event()
         self._reloading: asyncio.Task[None] | None = None
 
@@ -159,15 +160,64 @@ class Service:
                               metrics_need_token=config.admin.metrics_need_token)
         self.listeners.insert(0, Listener("admin", self.admin.app(), config.admin.listen,
                                           config.admin.port, config.admin.tls))
+        if self.http if self.http is not None else http_configured(config):
+            try:
+                await self._start_lookup_api(config, engine)
+            except BaseException:
+                await self.stop()
+                raise
         try:
             for listener in self.listeners:
                 await self._bind(listener)
         except OSError as exc:
             await self.stop()
             raise ServiceError(f"cannot listen: {exc}") from exc
-        log.info("gateway %s up: %d association(s), %d route(s); admin API on %s:%s",
+        api = self.port_of("http")
+        log.info("gateway %s up: %d association(s), %d route(s); admin API on %s:%s; %s",
                  config.node.name, len(config.associations), len(config.routes),
-                 config.admin.listen, self.listeners[0].bound_port)
+                 config.admin.listen, self.listeners[0].bound_port,
+                 f"lookup API on {config.http.listen}:{api}" if api is not None
+                 else "no lookup API (no [http] section)")
+
+    async def _start_lookup_api(self, config: Config, engine: Engine) -> None:
+        """The store, the cache, customers, batch jobs and the lookup API's listener."""
+        from gateway.batch import BatchManager
+        from gateway.cache import CacheError, open_cache
+        from gateway.customers import Customers, Limiter
+        from gateway.http.app import build_app
+        from gateway.lookup import LookupService, describe
+        from gateway.store import StoreError, open_store
+
+        base = os.path.dirname(os.path.abspath(config.path)) if config.path else None
+        try:
+            self.store = await open_store(config.storage.url, base)
+        except StoreError as exc:
+            raise ServiceError(f"cannot open the store {config.storage.url}: {exc}") from exc
+        try:
+            self.cache = open_cache(config.cache.url)
+        except CacheError as exc:
+            raise ServiceError(str(exc)) from exc
+        if self.cache.kind == "redis" and not await self.cache.ping():
+            log.warning("the redis cache at %s does not answer yet; lookups go to the "
+                        "network until it does", config.cache.url)
+        self.lookups = LookupService(engine, self.store, self.cache, ttl=config.cache.ttl)
+        self.customers = Customers(self.store)
+        limiter = Limiter()
+        self.batch = BatchManager(self.store, self.lookups.lookup, limiter,
+                                  node=config.node.name, describe=describe)
+        admin = self.admin
+        assert admin is not None
+        for metric in self.lookups.metrics.collectors():
+            admin.registry.register(metric)  # the admin API's /metrics shows them too
+
+        def metrics_token() -> str | None:
+            return admin.token if admin.metrics_need_token else None
+
+        app = build_app(self.lookups, self.customers, limiter, batch=self.batch,
+                        store=self.store, metrics_registries=(admin.registry,),
+                        metrics_token=metrics_token, started_at=time.time())
+        self.listeners.append(Listener("http", app, config.http.listen, config.http.port,
+                                       config.http.tls))
 
     async def _bind(self, listener: Listener) -> None:
         runner = web.AppRunner(listener.app, access_log=None)
@@ -201,13 +251,17 @@ class Service:
             from gateway.config import ConfigProblem
             raise ConfigInvalid([ConfigProblem(config.path, None, "admin", str(exc))]) from exc
         report = await self.engine.reload(config)
+        if self.lookups is not None:
+            self.lookups.reconfigure(config)
         if self.admin is not None:
             self.admin.token = token
             self.admin.metrics_need_token = config.admin.metrics_need_token
         if self.traces is not None:
             self.traces.expire_after = config.traces.expire_after
             self.traces.max_seconds = config.traces.max_seconds
-        logging.getLogger().setLevel(config.logging.level.value.upper())
+        from gateway.logs import set_level
+
+        set_level(config.logging.level.value)
         return report
 
     async def _reload_logged(self) -> None:
@@ -235,10 +289,24 @@ class Service:
             if listener.runner is not None:
                 await listener.runner.cleanup()
                 listener.runner = None
+        if self.batch is not None:
+            await self.batch.close()  # closed with its application already, if it started
         if self.traces is not None:
             await self.traces.close()
         if self.engine is not None:
             await self.engine.close()
+        if self.store is not None:
+            try:
+                await self.store.flush()
+            finally:
+                await self.store.close()
+            self.store = None
+        if self.cache is not None:
+            await self.cache.close()
+            self.cache = None
+        from gateway.logs import flush
+
+        flush()
 
     async def run(self) -> None:
         """Start, serve until SIGINT/SIGTERM (reloading on SIGHUP), stop."""

@@ -1,4 +1,4 @@
-"""The ``hlrgw`` command line: version, help, the not-yet commands, and ``decode``."""
+"""The ``hlrgw`` command line: version, help and ``decode`` (``demo``: tests/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -44,17 +44,6 @@ def test_module_entry_point():
 def test_no_command_is_a_usage_error(capsys):
     assert main([]) == 2
     assert "usage: hlrgw" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("argv", [["demo"]])
-def test_not_yet_commands_exit_3(argv, capsys):
-    assert main(argv) == 3
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    err = captured.err.strip()
-    assert err.startswith(f"hlrgw {argv[0]}: not yet available: will ")
-    assert "README" in err
-    assert "\n" not in err
 
 
 @pytest.mark.parametrize("bad", ["zz", "0100030", "   ", "01 00 03 0g"])
