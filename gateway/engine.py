@@ -31,7 +31,13 @@ from gateway.config import (
     MethodKind,
     read_document,
 )
-from gateway.config.schema import AssociationSection, LinkSetSection, MethodSection, RouteSection
+from gateway.config.schema import (
+    AssociationSection,
+    LinkSetSection,
+    MethodSection,
+    RouteSection,
+    SipTargetSection,
+)
 from gateway.limits import BreakerState, CircuitBreaker, Throttle
 from gateway.links import DrainableLinkSet
 from gateway.localdata import MnpTable, RangeHolder, RangeTable, read_mnp_csv, read_range_csv
@@ -42,7 +48,9 @@ from gateway.methods import (
     Method,
     MethodOutcome,
     MethodStatus,
+    NpClientHandle,
     RejectMethod,
+    SipMethod,
 )
 from gateway.routing import InvalidNumber, RouteMatch, Router, normalize_number
 from gateway.sigtran.association import Association, AssociationConfig
@@ -56,6 +64,7 @@ from gateway.sigtran.map_client import (
     MapUserError,
 )
 from gateway.sigtran.transport import TransportKind
+from gateway.sip.np_client import NpTarget, SipNpClient
 from protocols.m3ua import TrafficModeType
 from protocols.m3ua_asp import AspConfig, AspState, Role
 from protocols.map import Opcode
@@ -368,6 +377,9 @@ class Engine:
         self._breakers: dict[tuple[str, int, MethodSection], CircuitBreaker] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._reload_lock = asyncio.Lock()
+        # SIP NP clients by (local address, targets): shared by the sip methods asking them
+        self._sip: dict[tuple[str, tuple[NpTarget, ...]], NpClientHandle] = {}
+        self._sip_used: set[tuple[str, tuple[NpTarget, ...]]] = set()
         self._state: _State | None = None
         self._pending = config
         self.started_at: float | None = None
@@ -421,6 +433,9 @@ class Engine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         assocs = [a.assoc for a in [*self._assocs.values(), *self._retiring]]
         await asyncio.gather(*(a.close() for a in assocs), return_exceptions=True)
+        handles = list(self._sip.values())
+        self._sip.clear()
+        await asyncio.gather(*(h.close() for h in handles), return_exceptions=True)
 
     # ------------------------------------------------------------------ lookups
 
@@ -822,6 +837,7 @@ class Engine:
         ranges, mnp = tables
         old = self._state
         routes: dict[str, _Route] = {}
+        self._sip_used = set()
         for r in config.routes:
             methods: list[Method] = []
             breakers: list[CircuitBreaker] = []
@@ -857,6 +873,11 @@ class Engine:
         live = {(r.name, i, m) for r in config.routes for i, m in enumerate(r.methods)}
         for key in set(self._breakers) - live:
             del self._breakers[key]
+        for key in set(self._sip) - self._sip_used:  # no sip method asks these any more
+            handle = self._sip.pop(key)
+            task = asyncio.get_running_loop().create_task(handle.close())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         for name in set(self._stats) - set(routes):
             # kept while lookups of the old generation may still record into it
             if self._stats[name].in_flight == 0:
@@ -889,7 +910,17 @@ class Engine:
                                mnp.get(m.mnp_source) if m.mnp_source else None)
         if m.kind is MethodKind.REJECT:
             return RejectMethod(i, m.reason)
-        raise ValueError(f"method kind {m.kind.value} is not available in this version")
+        if m.kind is MethodKind.SIP:
+            targets = tuple(_np_target(config.sip_target(n)) for n in m.targets)
+            key = (config.sip.listen, targets)
+            handle = self._sip.get(key)
+            if handle is None:
+                # an ephemeral local port: answers come back to it (Via rport)
+                handle = self._sip[key] = NpClientHandle(SipNpClient(
+                    targets, local_host=config.sip.listen, local_port=0))
+            self._sip_used.add(key)
+            return SipMethod(i, handle, targets=m.targets, timeout=m.timeout)
+        raise ValueError(f"method kind {m.kind.value} is not known")
 
 
 def _method_stats(label: str, kind: str) -> MethodStats:
@@ -941,6 +972,18 @@ def _mnp_table(s) -> MnpTable:
     if problems:
         raise ConfigInvalid(problems)
     return MnpTable(s.name, numbers)
+
+
+def _np_target(t: SipTargetSection | None) -> NpTarget:
+    """The client's view of a ``[[sip_targets]]`` entry (checked by the configuration)."""
+    if t is None:
+        raise ValueError("unknown SIP target")
+    from protocols.sip.uri import SipUri, parse_uri
+    uri = parse_uri(t.uri)
+    if not isinstance(uri, SipUri):
+        raise ValueError(f"{t.uri!r} is not a SIP URI")
+    host = uri.host[1:-1] if uri.host.startswith("[") else uri.host
+    return NpTarget(host, uri.port or 5060, t.transport.value, timeout=t.timeout, name=t.name)
 
 
 def _isdn(digits: str):

@@ -19,7 +19,8 @@ Four services, each a method returning the JSON document the API answers with:
 **Status mapping.** A MAP result is ``connected`` (``absent`` when ATI says
 net_det_not_reachable); absentSubscriberSM and absentSubscriber: ``absent``;
 unknownSubscriber: ``not_found``; callBarred: ``barred``; any other MAP error, or an answer
-from local data only: ``unknown``, with the detail. No answer at all is no status but an
+from local data or SIP number portability only: ``unknown``, with the detail (a SIP
+``not_found``, 404/604 from the NP server, is ``not_found``). No answer at all is no status but an
 error: upstream-timeout (timer m ran out on the last try) or upstream-failure (abort,
 P-abort, link down, undecodable answer, ...); a route that refuses is no-route; a route over
 its TPS cap is unavailable.
@@ -64,6 +65,7 @@ from gateway.methods import LocalAnswer, MethodOutcome, MethodStatus
 from gateway.networks import NetworkDirectory, NetworkInfo, country_name, country_of_gt
 from gateway.numbers import InvalidNumber, Number, mask_imsi, parse_number
 from gateway.sigtran.map_client import FailureKind, MapFailure, MapResult, MapUserError
+from gateway.sip.np_client import NpOutcome
 from protocols.map import Opcode
 
 __all__ = ["HLR_STATUSES", "LookupService", "describe", "isotime", "normalise",
@@ -212,9 +214,14 @@ def normalise(outcome: LookupOutcome, number: Number, directory: NetworkDirector
             home = directory.from_mccmnc(local.mccmnc)
             if home.name is None:
                 home = NetworkInfo(local.network, home.country, home.mcc, home.mnc, home.key)
+        elif local.network is None:  # a SIP "not ported": still with the range holder
+            home = holder
         else:
             home = NetworkInfo(local.network, number.region)
         ported = local.ported
+    elif final.sip is not None:  # a SIP NP answer without a network: not_found, invalid
+        status = "not_found" if final.sip.outcome is NpOutcome.NOT_FOUND else "unknown"
+        source = f"sip:{final.sip.target}" if final.sip.target else "sip"
     else:
         status = _status_of(m)
         version = getattr(m, "version", None)

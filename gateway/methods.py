@@ -3,13 +3,21 @@
 - :class:`MapMethod`: MAP SRI-SM or ATI through a link set, with a called-GT rule (the MSISDN,
   or a fixed HLR GT) and the link set's TPS cap;
 - :class:`LocalMethod`: local data only (an MNP table, then a range table);
+- :class:`SipMethod`: SIP number portability (RFC 4694 redirect model) through a
+  :class:`~gateway.sip.np_client.SipNpClient` asking the method's named targets in order;
 - :class:`RejectMethod`: refuse, with a reason.
 
 Each :meth:`Method.run` returns one :class:`MethodOutcome` and never raises for what the
 network or the data does. :attr:`MethodOutcome.retryable` tells the engine whether the next
-method of the route should be tried (:meth:`Method.retryable` decides it). SIP number
-portability (``kind = "sip"``) needs the SIP NP client, which this version does not have; the
-configuration check refuses such methods.
+method of the route should be tried (:meth:`Method.retryable` decides it).
+
+A SIP answer about the number is final: ``ported`` and ``not_ported`` give a
+:class:`LocalAnswer` (source ``sip:TARGET``; the network is the one the rn prefix names, else
+the routing number itself; None when not ported, since the NP server does not say who holds
+the range), ``not_found`` and ``invalid`` an answer without one (:attr:`MethodOutcome.sip`
+says which). Every other outcome (timeout, transport error, 5xx, other 4xx/6xx, protocol
+error, rate cap) is a retryable failure: the next method is tried. The query is bounded by
+the route's deadline (and the method's ``timeout``, when set).
 """
 
 from __future__ import annotations
@@ -31,10 +39,11 @@ from gateway.sigtran.map_client import (
     MapRoute,
     MapUserError,
 )
+from gateway.sip.np_client import NpOutcome, NpResult, SipNpClient
 from protocols.map import ErrorCode
 
 __all__ = ["LocalAnswer", "LocalMethod", "MapMethod", "Method", "MethodOutcome", "MethodStatus",
-           "RejectMethod", "RETRYABLE_MAP_ERRORS"]
+           "NpClientHandle", "RejectMethod", "RETRYABLE_MAP_ERRORS", "SipMethod"]
 
 
 class MethodStatus(enum.StrEnum):
@@ -57,14 +66,14 @@ RETRYABLE_MAP_ERRORS = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class LocalAnswer:
-    """What local data says of a number."""
+    """What local data (or a SIP NP server) says of a number."""
 
     number: str
-    network: str
+    network: str | None  # None: not said (a SIP "not ported": the range holder's)
     mccmnc: str | None
     ported: bool
     routing_number: str | None
-    source: str  # "mnp:NAME" or "range_table:NAME"
+    source: str  # "mnp:NAME", "range_table:NAME" or "sip:TARGET"
     range_holder: str | None = None
 
 
@@ -82,6 +91,7 @@ class MethodOutcome:
     latency: float = 0.0
     map: MapOutcome | None = None
     local: LocalAnswer | None = None
+    sip: NpResult | None = None
 
 
 @runtime_checkable
@@ -206,6 +216,112 @@ class LocalMethod:
                              detail, _now() - started, local=answer)
 
     def retryable(self, outcome: MethodOutcome) -> bool:
+        return outcome.status is not MethodStatus.ANSWERED
+
+
+class NpClientHandle:
+    """A :class:`SipNpClient` shared by the sip methods with the same targets: started on
+    first use (again after a failed start), closed by the engine."""
+
+    __slots__ = ("client", "_starting")
+
+    def __init__(self, client: SipNpClient) -> None:
+        self.client = client
+        self._starting: asyncio.Future[None] | None = None
+
+    async def ready(self) -> SipNpClient:
+        starting = self._starting
+        if starting is None or (starting.done() and (starting.cancelled()
+                                                     or starting.exception() is not None)):
+            starting = self._starting = asyncio.ensure_future(self.client.start())
+        await asyncio.shield(starting)
+        return self.client
+
+    async def close(self) -> None:
+        starting = self._starting
+        if starting is not None:
+            try:
+                await starting
+            except (Exception, asyncio.CancelledError):  # noqa: BLE001 - nothing to close
+                pass
+        await self.client.close()
+
+
+#: SIP outcomes that are answers about the number
+_SIP_ANSWERS = frozenset({NpOutcome.PORTED, NpOutcome.NOT_PORTED, NpOutcome.NOT_FOUND,
+                          NpOutcome.INVALID})
+
+
+class SipMethod:
+    """SIP number portability toward the method's targets (see the module docstring)."""
+
+    __slots__ = ("index", "kind", "label", "handle", "timeout")
+
+    def __init__(self, index: int, handle: NpClientHandle, *, targets: tuple[str, ...] = (),
+                 timeout: float | None = None) -> None:
+        self.index = index
+        self.kind = MethodKind.SIP
+        names = targets or tuple(t.config.name for t in handle.client.targets)
+        self.label = f"sip via {', '.join(names)}"
+        self.handle = handle
+        self.timeout = timeout
+
+    def _outcome(self, status: MethodStatus, detail: str, started: float,
+                 result: NpResult | None = None, local: LocalAnswer | None = None
+                 ) -> MethodOutcome:
+        o = MethodOutcome(self.index, self.kind, self.label, status, True, detail,
+                          _now() - started, local=local, sip=result)
+        if self.retryable(o):
+            return o
+        return MethodOutcome(self.index, self.kind, self.label, status, False, detail,
+                             o.latency, local=local, sip=result)
+
+    async def run(self, number: str, deadline: float) -> MethodOutcome:
+        started = _now()
+        remaining = deadline - started
+        if self.timeout is not None:
+            remaining = min(remaining, self.timeout)
+        if remaining <= 0:
+            return self._outcome(MethodStatus.FAILED, "the route's deadline passed before "
+                                 "this method could start", started)
+        try:
+            client = await asyncio.wait_for(self.handle.ready(), remaining)
+            remaining = deadline - _now()
+            if self.timeout is not None:
+                remaining = min(remaining, self.timeout - (_now() - started))
+            result = await asyncio.wait_for(client.query(number), max(0.0, remaining))
+        except TimeoutError:
+            bound = "the route's deadline" if self.timeout is None else \
+                f"the method's timeout {self.timeout:g} s or the route's deadline"
+            return self._outcome(MethodStatus.FAILED, f"timeout: no SIP NP answer within "
+                                 f"{bound}", started)
+        except OSError as exc:  # the client could not start (bind, resolution)
+            return self._outcome(MethodStatus.FAILED, f"transport_error: SIP NP client: "
+                                 f"{exc or type(exc).__name__}", started)
+        return self._from_result(number, result, started)
+
+    def _from_result(self, number: str, r: NpResult, started: float) -> MethodOutcome:
+        where = f"sip:{r.target}" if r.target else "sip"
+        status_line = f"{r.status} {r.reason}".strip() if r.status is not None else r.reason
+        if r.outcome in (NpOutcome.PORTED, NpOutcome.NOT_PORTED):
+            ported = r.outcome is NpOutcome.PORTED
+            network = (r.network or r.routing_number) if ported else None
+            answer = LocalAnswer(number, network, None, ported, r.routing_number, where)
+            detail = (f"ported to {network} (rn {r.routing_number}, {where})" if ported
+                      else f"not ported ({where})")
+            return self._outcome(MethodStatus.ANSWERED, detail, started, r, answer)
+        if r.outcome in _SIP_ANSWERS:  # not_found, invalid: about the number, no network
+            what = "number does not exist" if r.outcome is NpOutcome.NOT_FOUND \
+                else "number is invalid"
+            return self._outcome(MethodStatus.ANSWERED, f"{r.outcome.value}: {what} "
+                                 f"({status_line}, {where})", started, r)
+        return self._outcome(MethodStatus.FAILED, f"{r.outcome.value}: {status_line}"
+                             + (f" ({where})" if r.target else ""), started, r)
+
+    def retryable(self, outcome: MethodOutcome) -> bool:
+        r = outcome.sip
+        if r is not None:
+            return r.outcome not in _SIP_ANSWERS
         return outcome.status is not MethodStatus.ANSWERED
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.config import (
     SIP_NOT_AVAILABLE,
+    SIP_TLS_NOT_AVAILABLE,
     ConfigInvalid,
     ConfigProblem,
     LineIndex,
@@ -290,10 +291,25 @@ def test_sip_method_and_its_targets(tmp_path: Path) -> None:
     text = GOOD.replace('kind = "reject"', 'kind = "sip"\n  targets = ["np1", "np9"]') + \
         '\n[[sip_targets]]\nname = "np1"\nuri = "sip:np.example.net:5060"\n'
     found = problems(tmp_path, text)
-    assert one(found, "routes[1].methods[0].kind").message == SIP_NOT_AVAILABLE
     assert one(found, "routes[1].methods[0].targets[1]").message == \
         "unknown SIP target 'np9'; did you mean 'np1'?"
-    assert len(found) == 2
+    assert len(found) == 1  # sip methods are accepted; only the unknown target is refused
+    config, found = check_file(write(tmp_path, text.replace('["np1", "np9"]', '["np1"]')))
+    assert found == [] and config is not None
+    assert config.routes[1].methods[0].targets == ("np1",)
+
+
+def test_sip_mnp_sources_and_tls_targets_are_refused(tmp_path: Path) -> None:
+    text = GOOD.replace('kind = "reject"', 'kind = "sip"\n  targets = ["np1"]') + \
+        '\n[[sip_targets]]\nname = "np1"\nuri = "sip:np.example.net:5060"\n' \
+        'transport = "tls"\n' \
+        '\n[[sip_targets]]\nname = "np2"\nuri = "sips:np.example.net"\n' \
+        '\n[[mnp_sources]]\nname = "np"\nkind = "sip"\ntargets = ["np2"]\n'
+    found = problems(tmp_path, text)
+    assert one(found, "mnp_sources[0].kind").message == SIP_NOT_AVAILABLE
+    assert one(found, "sip_targets[0].transport").message == SIP_TLS_NOT_AVAILABLE
+    assert one(found, "sip_targets[1].uri").message == SIP_TLS_NOT_AVAILABLE
+    assert len(found) == 3
 
 
 def test_prefix_duplicates(tmp_path: Path) -> None:

@@ -267,6 +267,10 @@ async def test_reload_under_steady_load_loses_no_lookup(tmp_path: Path) -> None:
             new = load_config(config(route("uk-mobile", ["4477"], [SRI.format("ls")]),
                                      ["a1"]))
             (c1,) = e.find_link("c1")
+            for _ in range(400):  # reload at a moment when c1 carries dialogues
+                if e.client.dialogues_on(c1):
+                    break
+                await asyncio.sleep(0.001)
             in_flight_c = e.client.dialogues_on(c1)
             loop = asyncio.get_running_loop()
             sent_on_c1: list[float] = []

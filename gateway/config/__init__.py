@@ -35,11 +35,12 @@ from .schema import (
     TrafficMode,
     Transport,
 )
-from .validate import SIP_NOT_AVAILABLE, check
+from .validate import SIP_NOT_AVAILABLE, SIP_TLS_NOT_AVAILABLE, check
 
 __all__ = [
     "MAP_METHODS",
     "SIP_NOT_AVAILABLE",
+    "SIP_TLS_NOT_AVAILABLE",
     "AdminSection",
     "AspRole",
     "AssociationSection",

@@ -373,5 +373,8 @@ class Config:
     def linkset(self, name: str) -> LinkSetSection | None:
         return next((s for s in self.linksets if s.name == name), None)
 
+    def sip_target(self, name: str) -> SipTargetSection | None:
+        return next((t for t in self.sip_targets if t.name == name), None)
+
     def route(self, name: str) -> RouteSection | None:
         return next((r for r in self.routes if r.name == name), None)

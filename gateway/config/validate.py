@@ -42,13 +42,17 @@ from .schema import (
     SccpSection,
     SipSection,
     SipTargetSection,
+    SipTransport,
     StorageSection,
     TraceSection,
 )
 
-__all__ = ["check", "SIP_NOT_AVAILABLE"]
+__all__ = ["check", "SIP_NOT_AVAILABLE", "SIP_TLS_NOT_AVAILABLE"]
 
-SIP_NOT_AVAILABLE = "sip methods need the SIP NP client, not yet available in this version"
+SIP_NOT_AVAILABLE = ("sip MNP sources are not used by this version: ask the SIP NP targets "
+                     "from a route method of kind sip instead")
+SIP_TLS_NOT_AVAILABLE = ("the SIP NP client speaks udp and tcp; SIP over TLS is not in this "
+                         "version")
 
 _SECTIONS: dict[str, type] = {
     "node": NodeSection, "sccp": SccpSection, "map": MapSection, "http": HttpSection,
@@ -228,6 +232,10 @@ def _check_sip_targets(doc: Document, items: list[tuple[int, SipTargetSection]])
             if port and not 1 <= int(port.group(1)) <= 65535:
                 doc.problem(("sip_targets", i, "uri"), f"port {port.group(1)} is out of "
                             "range 1..65535")
+            elif t.uri.startswith("sips:"):
+                doc.problem(("sip_targets", i, "uri"), SIP_TLS_NOT_AVAILABLE)
+        if t.transport is SipTransport.TLS:
+            doc.problem(("sip_targets", i, "transport"), SIP_TLS_NOT_AVAILABLE)
 
 
 def _not_for(doc: Document, base: tuple[Any, ...], raw: Any, allowed: frozenset[str],
@@ -257,8 +265,7 @@ def _check_mnp_sources(doc: Document, items: list[tuple[int, MnpSourceSection]],
                 doc.problem((*base, "targets"), "a sip MNP source needs targets")
             for k, t in enumerate(m.targets):
                 _ref(doc, (*base, "targets", k), "SIP target", t, names["sip_targets"])
-            doc.problem((*base, "kind"), "sip MNP sources need the SIP NP client, not yet "
-                        "available in this version")
+            doc.problem((*base, "kind"), SIP_NOT_AVAILABLE)
 
 
 def _check_range_tables(doc: Document, items: list[tuple[int, RangeTableSection]]) -> None:
@@ -361,7 +368,6 @@ def _check_method(doc: Document, base: tuple[Any, ...], m: MethodSection, raw: A
             doc.problem((*base, "targets"), "a sip method needs targets")
         for k, t in enumerate(m.targets):
             _ref(doc, (*base, "targets", k), "SIP target", t, names["sip_targets"])
-        doc.problem((*base, "kind"), SIP_NOT_AVAILABLE)
     elif m.kind is MethodKind.LOCAL:
         if m.range_table is None and m.mnp_source is None:
             doc.problem(base, "a local method needs a range_table, an mnp_source or both")
