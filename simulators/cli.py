@@ -1,9 +1,9 @@
 """``hlrgw simulate``: run the simulator from a network file until SIGINT or SIGTERM.
 
-It prints each endpoint's listening address, GT, point code and routing context and the control
-API's URL, then serves until told to stop, and stops cleanly (associations and listeners
-closed, exit status 0). A network file that does not load is reported with the key at fault
-(exit status 1), as is a port already in use.
+It prints each endpoint's listening address, GT, point code and routing context, the SIP NP
+server's addresses (with ``[sip]``) and the control API's URL, then serves until told to stop,
+and stops cleanly (associations and listeners closed, exit status 0). A network file that does
+not load is reported with the key at fault (exit status 1), as is a port already in use.
 """
 
 from __future__ import annotations
@@ -99,5 +99,9 @@ def _banner(sim: Simulator, out: TextIO) -> None:
               f"PC {ep.point_code}  RC {ep.routing_context}  ({what})", file=out)
         if hlr.sctp_unavailable:
             print(f"  {'':<{width}}  (no SCTP: {hlr.sctp_unavailable})", file=out)
+    sip = sim.sip_endpoint
+    if sip is not None:
+        print(f"SIP NP server: udp {sip.host}:{sip.udp_port}, tcp {sip.host}:{sip.tcp_port}",
+              file=out)
     print(f"control API: {sim.control_url}/", file=out)
     print("ready; Ctrl-C (SIGINT) or SIGTERM stops", file=out, flush=True)

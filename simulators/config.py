@@ -47,6 +47,7 @@ __all__ = [
     "check_override",
     "HUB",
     "SimConfig",
+    "SipConfig",
     "load_config",
     "parse_config",
     "parse_fault",
@@ -78,6 +79,15 @@ class Endpoint:
 
 
 @dataclass(slots=True, frozen=True)
+class SipConfig:
+    """The simulator's SIP number-portability server (``[sip]``): UDP and TCP ports
+    (0: a free port chosen at start)."""
+
+    udp_port: int = 5060
+    tcp_port: int = 5060
+
+
+@dataclass(slots=True, frozen=True)
 class SimConfig:
     """A whole network file."""
 
@@ -88,6 +98,7 @@ class SimConfig:
     control_port: int = 8905
     heartbeat_interval: float = 0.0  # BEATs the HLR endpoints send (0: none)
     source: str = "<config>"
+    sip: SipConfig | None = None  # the SIP NP server (None: not run)
 
     @property
     def endpoints(self) -> list[Endpoint]:
@@ -516,8 +527,34 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> SimConfig
     for i, raw in enumerate(_list(top, "faults", [])):
         faults.append(parse_fault(raw, f"faults[{i}]", networks=networks, hub=hub is not None,
                                   source="file", fault_id=f"file-{i + 1}"))
+    sip = None
+    if top.has("sip"):
+        sip = _sip(_Table(top.get("sip"), "sip"), networks, hub, control_port)
     top.done()
-    return SimConfig(model, tuple(faults), hub, seed, control_port, heartbeat, source)
+    return SimConfig(model, tuple(faults), hub, seed, control_port, heartbeat, source, sip)
+
+
+def _sip(t: _Table, networks: Mapping[str, Network], hub: Endpoint | None,
+         control_port: int) -> SipConfig | None:
+    enabled = _bool(t, "enabled", True)
+    udp_port = _int(t, "udp_port", 5060, lo=0, hi=65535)
+    tcp_port = _int(t, "tcp_port", 5060, lo=0, hi=65535)
+    t.done()
+    if not enabled:
+        return None
+    if tcp_port:
+        taken = {net.port: f"{net.name}'s port" for net in networks.values() if net.port}
+        if hub is not None and hub.port:
+            taken[hub.port] = "the hub's port"
+        if control_port:
+            taken[control_port] = "the control port"
+        if tcp_port in taken:
+            raise ConfigError(f"{t.key('tcp_port')}: {tcp_port} is {taken[tcp_port]}")
+    for i, net in enumerate(networks.values()):
+        if net.routing_number is None:
+            raise ConfigError(f"networks[{i}].routing_number: missing (required when the SIP "
+                              "NP server is enabled: ported numbers answer with it)")
+    return SipConfig(udp_port, tcp_port)
 
 
 def _hub(t: _Table, networks: Mapping[str, Network]) -> Endpoint:

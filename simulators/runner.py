@@ -29,7 +29,7 @@ from .hlr import SimulatedHlr
 from .model import Profile, Subscriber
 from .state import SimState
 
-__all__ = ["HUB", "EndpointInfo", "Simulator"]
+__all__ = ["HUB", "EndpointInfo", "Simulator", "SipEndpointInfo"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,15 @@ class EndpointInfo:
     routing_context: int
 
 
+@dataclass(slots=True, frozen=True)
+class SipEndpointInfo:
+    """Where the SIP NP server listens (``[sip]`` in the network file)."""
+
+    host: str
+    udp_port: int
+    tcp_port: int
+
+
 class Simulator:
     """Simulated operator networks (one HLR endpoint each, plus the hub when the file has
     one) and the control API. See the module docstring."""
@@ -64,6 +73,7 @@ class Simulator:
         self._control_port = control_port
         self.hlrs: dict[str, SimulatedHlr] = {}
         self._control: Any = None  # control.ControlServer
+        self.sip: Any = None  # sip_np.SimSipNpServer, when the file has [sip]
         self._started = False
 
     @classmethod
@@ -78,7 +88,8 @@ class Simulator:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start every endpoint, then the control API (unless ``control_port`` is None)."""
+        """Start every endpoint, the SIP NP server (with ``[sip]``), then the control API
+        (unless ``control_port`` is None)."""
         if self._started:
             return
         self._started = True
@@ -89,6 +100,12 @@ class Simulator:
                                    heartbeat_interval=self.config.heartbeat_interval)
                 self.hlrs[ep.name] = hlr
                 await hlr.start()
+            if self.config.sip is not None:
+                from .sip_np import SimSipNpServer
+
+                self.sip = SimSipNpServer(self.state, self.config.sip, host=self.host,
+                                          use_config_ports=self.use_file_ports)
+                await self.sip.start()
             if self._control_port is not None:
                 from .control import ControlServer
 
@@ -103,6 +120,9 @@ class Simulator:
         control, self._control = self._control, None
         if control is not None:
             await control.stop()
+        sip, self.sip = self.sip, None
+        if sip is not None:
+            await sip.close()
         await asyncio.gather(*(h.close() for h in self.hlrs.values()), return_exceptions=True)
         self._started = False
 
@@ -126,6 +146,13 @@ class Simulator:
         e = hlr.endpoint
         return EndpointInfo(e.name, e.operator, hlr.host, hlr.port, hlr.sctp_port, e.gt,
                             e.point_code, e.routing_context)
+
+    @property
+    def sip_endpoint(self) -> SipEndpointInfo | None:
+        """Where the SIP NP server listens, once started (None: no ``[sip]``)."""
+        if self.sip is None:
+            return None
+        return SipEndpointInfo(self.sip.host, self.sip.udp_port, self.sip.tcp_port)
 
     @property
     def endpoints(self) -> dict[str, EndpointInfo]:

@@ -156,8 +156,9 @@ async def test_ati_reports_mnp_information_when_asked(simulator, simulator_peer)
                                              requested=asked)
     home = await simulator_peer.client.ati("447555100001", simulator_peer.route("uk-vodafone"),
                                            requested=asked)
-    assert describe_outcome(ported) == "assumed_idle, MNP foreign_number_ported_in"
-    assert describe_outcome(home) == "assumed_idle, MNP own_number_not_ported_out"
+    # the routeing number is the subscription network's (routing_number in the network file)
+    assert describe_outcome(ported) == "assumed_idle, MNP foreign_number_ported_in RN 447700130"
+    assert describe_outcome(home) == "assumed_idle, MNP own_number_not_ported_out RN 447700115"
     mnp = ported.value.subscriber_info.mnp_info_res
     assert mnp.imsi.digits == "234301640692592" and mnp.msisdn.digits == "447555100007"
     assert ported.value.subscriber_info.location_information is None  # not requested
