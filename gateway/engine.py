@@ -492,7 +492,8 @@ class Engine:
             if self._now() >= deadline:
                 attempts.append(MethodOutcome(method.index, method.kind, method.label,
                                               MethodStatus.FAILED, True,
-                                              f"route timeout {sec.timeout:g} s reached"))
+                                              f"route timeout {sec.timeout:g} s reached",
+                                              timed_out=True))
                 break
             now = self._lnow()
             if not breaker.allow(now):

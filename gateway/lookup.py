@@ -301,7 +301,7 @@ def failure_problem(outcome: LookupOutcome, number: Number) -> ProblemError:
     attempts = len(outcome.attempts)
     # the route's own deadline ran out (the engine's attempt says so, with no MAP outcome)
     deadline = (final is not None and m is None and final.status is MethodStatus.FAILED
-                and ("route timeout" in final.detail or "deadline" in final.detail))
+                and final.timed_out)
     if deadline:
         m = next((a.map for a in reversed(outcome.attempts) if isinstance(a.map, MapFailure)),
                  None)

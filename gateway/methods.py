@@ -23,6 +23,7 @@ the route's deadline (and the method's ``timeout``, when set).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -92,6 +93,7 @@ class MethodOutcome:
     map: MapOutcome | None = None
     local: LocalAnswer | None = None
     sip: NpResult | None = None
+    timed_out: bool = False  # no answer in time: the route's deadline or the method's timeout
 
 
 @runtime_checkable
@@ -138,12 +140,12 @@ class MapMethod:
         self.timeout = timeout
 
     def _outcome(self, status: MethodStatus, detail: str, started: float,
-                 out: MapOutcome | None = None, retryable: bool | None = None) -> MethodOutcome:
+                 out: MapOutcome | None = None, retryable: bool | None = None,
+                 timed_out: bool = False) -> MethodOutcome:
         o = MethodOutcome(self.index, self.kind, self.label, status, True, detail,
-                          _now() - started, out)
+                          _now() - started, out, timed_out=timed_out)
         r = self.retryable(o) if retryable is None else retryable
-        return o if r else MethodOutcome(self.index, self.kind, self.label, status, False,
-                                         detail, o.latency, out)
+        return o if r else dataclasses.replace(o, retryable=False)
 
     async def run(self, number: str, deadline: float) -> MethodOutcome:
         started = _now()
@@ -155,7 +157,7 @@ class MapMethod:
         remaining = deadline - _now()
         if remaining <= 0:
             return self._outcome(MethodStatus.FAILED, "the route's deadline passed before "
-                                 "this method could start", started)
+                                 "this method could start", started, timed_out=True)
         timeout = round(min(self.timeout or self.client.timer_m, remaining), 3)
         if self.kind is MethodKind.MAP_SRI_SM:
             out = await self.client.sri_sm(number, self.route, timeout=timeout)
@@ -267,14 +269,11 @@ class SipMethod:
         self.timeout = timeout
 
     def _outcome(self, status: MethodStatus, detail: str, started: float,
-                 result: NpResult | None = None, local: LocalAnswer | None = None
-                 ) -> MethodOutcome:
+                 result: NpResult | None = None, local: LocalAnswer | None = None,
+                 timed_out: bool = False) -> MethodOutcome:
         o = MethodOutcome(self.index, self.kind, self.label, status, True, detail,
-                          _now() - started, local=local, sip=result)
-        if self.retryable(o):
-            return o
-        return MethodOutcome(self.index, self.kind, self.label, status, False, detail,
-                             o.latency, local=local, sip=result)
+                          _now() - started, local=local, sip=result, timed_out=timed_out)
+        return o if self.retryable(o) else dataclasses.replace(o, retryable=False)
 
     async def run(self, number: str, deadline: float) -> MethodOutcome:
         started = _now()
@@ -283,7 +282,7 @@ class SipMethod:
             remaining = min(remaining, self.timeout)
         if remaining <= 0:
             return self._outcome(MethodStatus.FAILED, "the route's deadline passed before "
-                                 "this method could start", started)
+                                 "this method could start", started, timed_out=True)
         try:
             client = await asyncio.wait_for(self.handle.ready(), remaining)
             remaining = deadline - _now()
@@ -294,7 +293,7 @@ class SipMethod:
             bound = "the route's deadline" if self.timeout is None else \
                 f"the method's timeout {self.timeout:g} s or the route's deadline"
             return self._outcome(MethodStatus.FAILED, f"timeout: no SIP NP answer within "
-                                 f"{bound}", started)
+                                 f"{bound}", started, timed_out=True)
         except OSError as exc:  # the client could not start (bind, resolution)
             return self._outcome(MethodStatus.FAILED, f"transport_error: SIP NP client: "
                                  f"{exc or type(exc).__name__}", started)

@@ -263,7 +263,7 @@ def test_a_route_deadline_is_an_upstream_timeout() -> None:
         MethodOutcome(1, MethodKind.MAP_SRI_SM, "b", MethodStatus.FAILED, True, "timeout",
                       5.0, failure(FailureKind.TIMEOUT)),
         MethodOutcome(2, MethodKind.MAP_ATI, "c", MethodStatus.FAILED, True,
-                      "route timeout 10 s reached"))
+                      "route timeout 10 s reached", timed_out=True))
     out = LookupOutcome(number, LookupStatus.FAILED, "uk", None, None, attempts, 10.0)
     with pytest.raises(ProblemError) as exc:
         normalise(out, parse_number(number), NetworkDirectory(), now=1.0)

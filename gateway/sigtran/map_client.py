@@ -412,10 +412,8 @@ class MapClient:
             self._fail(p, FailureKind.CONTEXT_REFUSED,
                        f"application context v{p.version} refused, peer proposed {proposed}")
             return
-        if event.reason is not None:  # decided here: association lost, malformed answer
-            kind = (FailureKind.LINK_DOWN if "association" in event.reason
-                    else FailureKind.PROTOCOL)
-            self._fail(p, kind, event.reason)
+        if event.reason is not None:  # decided by our transaction manager: malformed answer
+            self._fail(p, FailureKind.PROTOCOL, event.reason)
         elif event.p_abort_cause is not None:
             self._fail(p, FailureKind.PROVIDER_ABORT,
                        f"P-Abort: {_name(event.p_abort_cause)}", int(event.p_abort_cause))
@@ -429,9 +427,11 @@ class MapClient:
         if not otids:
             return
         loop = self._loop or asyncio.get_event_loop()
-        for event in self.tm.abort_dialogues(list(otids), loop.time(),
-                                             f"association {assoc.name} lost"):
-            self._event(event)
+        reason = f"association {assoc.name} lost"
+        for event in self.tm.abort_dialogues(list(otids), loop.time(), reason):
+            p = getattr(event.dialogue, "context", None)
+            if isinstance(p, _Pending):  # the dialogues it carried fail at once
+                self._fail(p, FailureKind.LINK_DOWN, reason)
 
     # ------------------------------------------------------------------ helpers
 
