@@ -43,16 +43,11 @@ from protocols.tcap_dialogue import (
     UnknownTransaction,
     refused_context,
 )
+from tests.test_tcap import ATI_RES, ATI_V3, SM_GW_V2, SM_GW_V3, SRISM_ARG, SRISM_RES  # noqa: E402
+from tests.test_tcap import TID as TID1  # noqa: E402
 from tests.vectors import VECTORS
 
-SM_GW_V3 = (0, 4, 0, 0, 1, 0, 20, 3)
-SM_GW_V2 = (0, 4, 0, 0, 1, 0, 20, 2)
-ATI_V3 = (0, 4, 0, 0, 1, 0, 29, 3)
-TID1 = bytes.fromhex("00000001")
 PEER = bytes.fromhex("a1b2c3d4")
-SRISM_ARG = bytes.fromhex("30158007914477000910328101ff820791447700090000")
-SRISM_RES = bytes.fromhex("3015040832140599999999f9a009810791447700990010")
-ATI_RES = bytes.fromhex("301f301da017020105810791447700990010a309800732f4510001000aa1028000")
 AARQ_V3 = DialogueRequest(SM_GW_V3)
 ACCEPTED_V3 = DialogueResponse(SM_GW_V3)
 SRISM = [Invoke(1, 45, SRISM_ARG)]
