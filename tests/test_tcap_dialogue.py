@@ -43,8 +43,8 @@ from protocols.tcap_dialogue import (
     UnknownTransaction,
     refused_context,
 )
-from tests.test_tcap import ATI_RES, ATI_V3, SM_GW_V2, SM_GW_V3, SRISM_ARG, SRISM_RES  # noqa: E402
-from tests.test_tcap import TID as TID1  # noqa: E402
+from tests.test_tcap import ATI_RES, ATI_V3, SM_GW_V2, SM_GW_V3, SRISM_ARG, SRISM_RES
+from tests.test_tcap import TID as TID1
 from tests.vectors import VECTORS
 
 PEER = bytes.fromhex("a1b2c3d4")
