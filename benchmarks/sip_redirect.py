@@ -1,11 +1,12 @@
 """SIP redirect front end under load: SIPp as the softswitch, rising call rates.
 
     .venv/bin/python benchmarks/sip_redirect.py [--seconds S] [--rates 500,1000,...]
-        [--modes cached,uncached,uncached-sip] [--late-ms MS] [--delay-ms MS] [--tcp]
-        [--retries N] [--max-in-flight N]
+        [--modes serve-cached,serve-uncached,cached,uncached,uncached-sip] [--late-ms MS]
+        [--delay-ms MS] [--tcp] [--retries N] [--max-in-flight N] [--cached-numbers N]
 
-SipRedirectServer runs in this process on uvloop (UDP on 127.0.0.1 by default), as
-``hlrgw serve`` would run it: one process, one event loop, ``gc.freeze()`` once started.
+By default against ``hlrgw serve`` as a process (below); the in-process modes run
+SipRedirectServer in this process on uvloop (UDP on 127.0.0.1 by default), as ``hlrgw serve``
+runs it: one process, one event loop, ``gc.freeze()`` once started.
 For every rate, SIPp (tests/sipp/softswitch_bench.xml) places ``rate`` calls per second for
 ``--seconds``: INVITE for a number, expect a 302 whose Contact carries ``;npdi;rn=+...``,
 ACK. A step passes when every call succeeded, SIPp never had to retransmit an INVITE, no
@@ -14,7 +15,21 @@ answer took longer than ``--late-ms`` (100 ms by default), and SIPp really offer
 a failing rate is run once more (``--retries``, marked ``*``) since the machine may be shared.
 The summary gives, per mode, the highest rate that passed, with its p50/p99 answer time.
 
-What the lookup modes mean, honestly:
+What the modes mean, honestly:
+
+- ``serve-cached`` and ``serve-uncached`` (the default): the real thing. ``hlrgw simulate``
+  (the example network, plus a block of Vodafone UK numbers ported to EE, 07555 6xxxxx) and
+  ``hlrgw serve`` (config/demo.toml with ``[sip_redirect]``, UDP or TCP, a customer for
+  127.0.0.1 with limits far above the rates tried) run as processes; each INVITE goes
+  through the allow-list, the customer's limits, the MNP lookup with its audit row in SQLite,
+  and the 302 carries EE's rn from ``[[routing_numbers]]``. ``serve-cached`` asks
+  ``--cached-numbers`` numbers the cache holds (one unmeasured pass warms it);
+  ``serve-uncached`` asks numbers never asked before, so every call is a live SRI-SM over
+  M3UA to the simulated HLR (after an unmeasured warm-up of 500 other numbers). The CPU per
+  call is the gateway process's (from /proc). The simulator, SIPp and the gateway share the
+  machine's CPUs.
+
+The in-process modes (SipRedirectServer in this process, the lookup a stand-in):
 
 - ``cached``: the lookup is a dict read returning a ready RedirectDecision, i.e. what the
   gateway does when its MNP cache holds the number. This measures the front end itself:
@@ -45,11 +60,18 @@ import argparse
 import asyncio
 import csv
 import gc
+import json
 import os
+import re
 import resource
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,8 +80,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import uvloop  # noqa: E402
 
 from gateway.sip.np_client import NpOutcome, NpTarget, SipNpClient  # noqa: E402
-from gateway.sip.redirect import RedirectConfig, RedirectDecision, SipRedirectServer  # noqa: E402
-from tests.sipp import HOST, Sipp, sipp_missing_reason  # noqa: E402
+from gateway.sip.redirect import (  # noqa: E402
+    RedirectClient,
+    RedirectConfig,
+    RedirectDecision,
+    SipRedirectServer,
+)
+from tests.sipp import HOST, Sipp, free_port, sipp_missing_reason  # noqa: E402
 
 DEFAULT_RATES = "250,500,1000,1500,2000,2500,3000,4000,5000,6000"
 
@@ -143,23 +170,41 @@ class Watch:
         self._task.cancel()
 
 
-async def run_step(server: SipRedirectServer, rate: int, seconds: float, late_ms: float,
-                   inf: str, transport: str) -> Step:
+class InProcess:
+    """The front end under test is a SipRedirectServer of this process."""
+
+    def __init__(self, server: SipRedirectServer) -> None:
+        self.server = server
+
+    def port(self, transport: str) -> int:
+        port = self.server.udp_port if transport == "udp" else self.server.tcp_port
+        assert port is not None
+        return port
+
+    def answers(self) -> dict[int, int]:
+        return dict(self.server.stats.responses)
+
+    def cpu(self) -> float:
+        return time.process_time()
+
+
+async def run_step(target: InProcess | ServeProcess, rate: int, seconds: float,
+                   late_ms: float, inf: str, transport: str) -> Step:
     calls = int(rate * seconds)
-    port = server.udp_port if transport == "udp" else server.tcp_port
-    answers_before = dict(server.stats.responses)
+    port = target.port(transport)
+    answers_before = target.answers()
     sipp = Sipp("softswitch_bench.xml", "-m", str(calls), "-r", str(rate),
                 "-l", str(max(1000, rate * 4)), "-trace_rtt", "-rtt_freq", "1",
                 "-trace_stat", "-fd", "1", "-buff_size", str(4 * 1024 * 1024),
                 "-timeout", f"{int(seconds) + 30}s",
                 transport=transport, remote=(HOST, port), inf=inf, trace_messages=False)
     sipp.args += ["-stf", str(sipp.workdir / "stat.csv")]
-    cpu0 = time.process_time()
+    cpu0 = target.cpu()
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with Watch() as watch:
         await sipp.start()
         run = await sipp.wait(seconds + 60)
-    cpu = time.process_time() - cpu0
+    cpu = target.cpu() - cpu0
     children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     sipp_cpu = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime
                                                             + children0.ru_stime)
@@ -174,7 +219,7 @@ async def run_step(server: SipRedirectServer, rate: int, seconds: float, late_ms
     step.loop_lag_ms, step.gc_pause_ms = watch.lag * 1000, watch.gc_pause * 1000
     step.cpu_us = cpu / max(created, 1) * 1e6
     step.sipp_cpu_us = sipp_cpu / max(created, 1) * 1e6
-    step.answers = {k: v - answers_before.get(k, 0) for k, v in server.stats.responses.items()
+    step.answers = {k: v - answers_before.get(k, 0) for k, v in target.answers().items()
                     if v - answers_before.get(k, 0)}
     if run.returncode not in (0, 1):
         print(f"    sipp exit {run.returncode}: {run.errors[-300:]!r}", file=sys.stderr)
@@ -202,12 +247,12 @@ async def bench_mode(mode: str, args: argparse.Namespace, nums: list[str]) -> li
     client: SipNpClient | None = None
 
     if mode == "cached":
-        async def lookup(number: str) -> RedirectDecision:
+        async def lookup(number: str, who: RedirectClient) -> RedirectDecision:
             return decisions[number]
     elif mode == "uncached":
         delay = args.delay_ms / 1000
 
-        async def lookup(number: str) -> RedirectDecision:
+        async def lookup(number: str, who: RedirectClient) -> RedirectDecision:
             await asyncio.sleep(delay)
             return RedirectDecision.ported("4477001" + number[-3:])
     else:
@@ -217,7 +262,7 @@ async def bench_mode(mode: str, args: argparse.Namespace, nums: list[str]) -> li
                              local_host=HOST)
         await client.start()
 
-        async def lookup(number: str) -> RedirectDecision:
+        async def lookup(number: str, who: RedirectClient) -> RedirectDecision:
             assert client is not None
             r = await client.query(number)
             if r.outcome is NpOutcome.PORTED:
@@ -242,11 +287,12 @@ async def bench_mode(mode: str, args: argparse.Namespace, nums: list[str]) -> li
     transport = "tcp" if args.tcp else "udp"
     try:
         for rate in args.rates:
-            step = await run_step(server, rate, args.seconds, args.late_ms, inf, transport)
+            target = InProcess(server)
+            step = await run_step(target, rate, args.seconds, args.late_ms, inf, transport)
             report(mode, step, client)
             if not step.passed() and args.retries:
                 await asyncio.sleep(2)
-                step = await run_step(server, rate, args.seconds, args.late_ms, inf, transport)
+                step = await run_step(target, rate, args.seconds, args.late_ms, inf, transport)
                 step.retried = True
                 report(mode, step, client)
             steps.append(step)
@@ -263,14 +309,186 @@ async def bench_mode(mode: str, args: argparse.Namespace, nums: list[str]) -> li
             np_sipp.cleanup()
     return steps
 
+# --------------------------------------------------------------------------- hlrgw serve
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config" / "network.example.toml"
+#: a block of the example network's Vodafone UK numbers, all ported to EE: every one is a
+#: live SRI-SM whose IMSI names EE, answered 302 with EE's rn from [[routing_numbers]]
+BENCH_RANGE = """
+  [[networks.ranges]]               # benchmarks/sip_redirect.py: 07555 6xxxxx, ported to EE
+  prefix = "4475556"
+  length = 12
+  ported_to = "uk-ee"
+"""
+_BANNER = re.compile(r"^\s+(?P<name>[a-z0-9-]+)\s+m3ua tcp [\d.]+:(?P<port>\d+).*?RC (?P<rc>\d+)")
+
+
+def bench_network(directory: Path) -> Path:
+    """The example network with :data:`BENCH_RANGE` added to its first network (uk-vodafone)."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    first = text.index("[[networks]]")
+    second = text.index("[[networks]]", first + 1)
+    path = directory / "network.toml"
+    path.write_text(text[:second] + BENCH_RANGE + "\n" + text[second:], encoding="utf-8")
+    return path
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_numbers(start: int, count: int) -> list[str]:
+    return [f"4475556{i:05d}" for i in range(start, start + count)]
+
+
+class ServeProcess:
+    """``hlrgw simulate`` (the example network plus :data:`BENCH_RANGE`) and ``hlrgw serve``
+    (config/demo.toml with [sip_redirect] on a free port, the in-process cache with a TTL of
+    an hour, SQLite audit) as processes; a customer ``softswitch`` for 127.0.0.1 with limits
+    far above any rate tried. What is measured is the gateway process."""
+
+    def __init__(self, directory: Path, transport: str) -> None:
+        self.directory = directory
+        self.transport = transport
+        self.sim: subprocess.Popen[str] | None = None
+        self.gw: subprocess.Popen[bytes] | None = None
+        self.sip_port = free_port()
+        self.http_port = 0
+
+    def port(self, transport: str) -> int:
+        return self.sip_port
+
+    def answers(self) -> dict[int, int]:
+        return {}  # the gateway does not count SIP answers by status: SIPp's counts stand
+
+    def cpu(self) -> float:
+        assert self.gw is not None
+        return _proc_cpu(self.gw.pid)
+
+    def start(self) -> None:
+        from gateway.demo import demo_config
+
+        network = bench_network(self.directory)
+        self.sim = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "simulate", "--network", str(network),
+             "--ephemeral", "--control-port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        ports: dict[int, int] = {}
+        assert self.sim.stdout is not None
+        for line in self.sim.stdout:
+            m = _BANNER.match(line)
+            if m:
+                ports[int(m["rc"])] = int(m["port"])
+            if line.startswith("ready"):
+                break
+        else:
+            raise RuntimeError("hlrgw simulate did not start")
+        self.http_port = free_port()
+        config = self.directory / "gateway.toml"
+        config.write_text(demo_config(
+            ports, http_port=self.http_port, admin_port=free_port(),
+            storage_url=f"sqlite:///{self.directory / 'hlrgw.db'}",
+            traces_dir=self.directory / "traces", log_level="warning", log_format="json",
+            cache_ttl=3600.0, sip_redirect_port=self.sip_port), encoding="utf-8")
+        env = {**os.environ, "HLRGW_ADMIN_TOKEN": "bench-admin-token-0123456789"}
+        subprocess.run([sys.executable, "-m", "gateway", "customers", "add", "softswitch",
+                        "--services", "mnp", "--rate", "1000000", "--burst", "1000000",
+                        "--inflight", "1000000", "--config", str(config)],
+                       cwd=ROOT, env=env, check=True, capture_output=True)
+        log = (self.directory / "gateway.log").open("ab")
+        self.gw = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config",
+                                    str(config)], cwd=ROOT, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.gw.poll() is not None:
+                raise RuntimeError(f"hlrgw serve exited; see {self.directory}/gateway.log")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/readyz",
+                                            timeout=1) as r:
+                    doc = json.loads(r.read())
+                    if doc["ready"] and all(doc["linksets"].values()):
+                        return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("hlrgw serve did not get ready")
+
+    def stop(self) -> None:
+        for proc in (self.gw, self.sim):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+async def bench_serve(mode: str, args: argparse.Namespace) -> list[Step]:
+    """``serve-cached``: every call asks a number whose answer the gateway's cache holds
+    (warmed by one pass first). ``serve-uncached``: every call asks a number never asked
+    before: a live MNP lookup, i.e. SRI-SM over M3UA to the simulated HLR."""
+    transport = "tcp" if args.tcp else "udp"
+    directory = Path(tempfile.mkdtemp(prefix="hlrgw-sipbench-"))
+    gw = ServeProcess(directory, transport)
+    steps: list[Step] = []
+    try:
+        gw.start()
+        warm = bench_numbers(90000, args.cached_numbers)
+        if mode == "serve-cached":
+            inf = "SEQUENTIAL\n" + "\n".join(warm) + "\n"
+            step = await run_step(gw, 500, len(warm) / 500, 10_000, inf, transport)
+            print(f"  {mode:13s} cache warmed: {step.successful}/{step.calls} lookups, "
+                  f"p99 {step.pct(99):.0f} ms", flush=True)
+        used = 0
+        if mode == "serve-uncached":  # the first live lookups after start open the paths
+            fresh = bench_numbers(89000, 500)
+            step = await run_step(gw, 100, 5, 10_000, "SEQUENTIAL\n" + "\n".join(fresh)
+                                  + "\n", transport)
+            print(f"  {mode:13s} warm-up: {step.successful}/{step.calls} live lookups "
+                  "(numbers not used again)", flush=True)
+        for rate in args.rates:
+            for attempt in range(1 + args.retries):
+                if mode == "serve-cached":
+                    nums = warm
+                else:  # numbers never asked before: each call a live lookup
+                    need = int(rate * args.seconds)
+                    if used + need > 90000:
+                        print(f"  {mode}: out of fresh numbers at {rate}/s", flush=True)
+                        return steps
+                    nums = bench_numbers(used, need)
+                    used += need
+                inf = "SEQUENTIAL\n" + "\n".join(nums) + "\n"
+                step = await run_step(gw, rate, args.seconds, args.late_ms, inf, transport)
+                step.retried = attempt > 0
+                report(mode, step, None)
+                if step.passed():
+                    break
+                await asyncio.sleep(2)
+            steps.append(step)
+            if not step.passed():
+                break
+            await asyncio.sleep(1)
+    finally:
+        gw.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    return steps
+
 
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=5.0, help="duration of each rate step")
     p.add_argument("--rates", default=DEFAULT_RATES,
                    type=lambda s: [int(x) for x in s.split(",")])
-    p.add_argument("--modes", default="cached,uncached,uncached-sip",
-                   type=lambda s: s.split(","))
+    p.add_argument("--modes", default="serve-cached,serve-uncached",
+                   type=lambda s: s.split(","),
+                   help="serve-cached, serve-uncached (hlrgw serve + hlrgw simulate as "
+                   "processes; the default), cached, uncached, uncached-sip (in-process)")
+    p.add_argument("--cached-numbers", type=int, default=5000,
+                   help="distinct numbers the serve-cached mode warms and then asks")
     p.add_argument("--late-ms", type=float, default=100.0,
                    help="an answer slower than this is late (default 100 ms)")
     p.add_argument("--delay-ms", type=float, default=5.0,
@@ -285,12 +503,15 @@ async def main() -> None:
         sys.exit(f"sip_redirect benchmark: {reason}")
     nums = numbers(20000)
     print(f"SIP redirect front end, {'TCP' if args.tcp else 'UDP'} on {HOST}, "
-          f"{os.cpu_count()} CPUs shared by SIPp and this process (load average "
+          f"{os.cpu_count()} CPUs shared by SIPp, the gateway and the simulator (load average "
           f"{os.getloadavg()[0]:.2f} at start); {args.seconds:g} s per rate; "
           f"late = answer > {args.late_ms:g} ms")
     summary = []
     for mode in args.modes:
-        steps = await bench_mode(mode, args, nums)
+        if mode.startswith("serve-"):
+            steps = await bench_serve(mode, args)
+        else:
+            steps = await bench_mode(mode, args, nums)
         good = [s for s in steps if s.passed()]
         best = good[-1] if good else None
         summary.append((mode, best))
@@ -301,10 +522,11 @@ async def main() -> None:
             print(f"  {mode:13s} not even the first rate")
         else:
             rtts = best.rtt
+            who = "of hlrgw serve" if mode.startswith("serve-") else "of this process"
             print(f"  {mode:13s} {best.rate:6d} calls/s  answer p50 {best.pct(50):.0f} ms, "
                   f"p99 {best.pct(99):.0f} ms, mean {statistics.fmean(rtts):.2f} ms "
                   f"({len(rtts)} answers); {1e6 / best.cpu_us:,.0f} calls per CPU-second "
-                  f"of this process")
+                  f"{who}")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ EXIT_PROBLEM = 1
 
 #: sections demo_config writes itself (the template's are dropped)
 _OWN_SECTIONS = ("http", "admin", "storage", "cache", "logging", "traces")
+#: the template's SIP redirect front end: kept only when demo_config is given a port for it
+_SIP_REDIRECT = ("sip_redirect", "sip_redirect.clients")
 
 #: (service, path, what it shows) printed by the demo
 EXAMPLES = (
@@ -71,7 +73,8 @@ def demo_config(ports_by_rc: Mapping[int, int], *, http_port: int = 8080,
                 log_format: str = "console", log_level: str = "info",
                 timer_m: float | None = None, route_timeout: float | None = None,
                 template: Path = DEMO_TOML, hub_tps: float | None = None,
-                breaker_failures: int | None = None) -> str:
+                breaker_failures: int | None = None,
+                sip_redirect_port: int | None = None) -> str:
     """The text of a gateway configuration made from ``template`` (config/demo.toml):
 
     - each association's ``remote_port`` is the port of the endpoint serving its
@@ -81,7 +84,9 @@ def demo_config(ports_by_rc: Mapping[int, int], *, http_port: int = 8080,
       are written from the arguments (the template's are dropped);
     - ``timer_m``, ``route_timeout`` (every route's ``timeout``), ``breaker_failures``
       (every route's) and ``hub_tps`` (the hub link set's TPS cap; 0 drops it) replace the
-      template's when given.
+      template's when given;
+    - ``[sip_redirect]`` is dropped, unless ``sip_redirect_port`` is given: then it listens
+      on that port (0: free ones).
     """
     text = template.read_text(encoding="utf-8")
     base = template.resolve().parent
@@ -90,8 +95,10 @@ def demo_config(ports_by_rc: Mapping[int, int], *, http_port: int = 8080,
     for block in blocks:
         header = re.match(r"\[\[?\s*([A-Za-z0-9_.]+)\s*\]\]?", block)
         name = header.group(1) if header else None
-        if name in _OWN_SECTIONS:
+        if name in _OWN_SECTIONS or (name in _SIP_REDIRECT and sip_redirect_port is None):
             continue
+        if name == "sip_redirect":
+            block = re.sub(r"(?m)^(port\s*=\s*)\d+", rf"\g<1>{sip_redirect_port}", block)
         if name == "associations":
             rc = re.search(r"(?m)^\s*routing_context\s*=\s*(\d+)", block)
             if rc is None or int(rc.group(1)) not in ports_by_rc:

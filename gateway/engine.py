@@ -65,6 +65,7 @@ from gateway.sigtran.map_client import (
 )
 from gateway.sigtran.transport import TransportKind
 from gateway.sip.np_client import NpTarget, SipNpClient
+from gateway.sip.settings import rn_table
 from protocols.m3ua import TrafficModeType
 from protocols.m3ua_asp import AspConfig, AspState, Role
 from protocols.map import Opcode
@@ -919,6 +920,7 @@ class Engine:
                 # an ephemeral local port: answers come back to it (Via rport)
                 handle = self._sip[key] = NpClientHandle(SipNpClient(
                     targets, local_host=config.sip.listen, local_port=0))
+            handle.client.rn_table = rn_table(config)  # [[routing_numbers]], also on reload
             self._sip_used.add(key)
             return SipMethod(i, handle, targets=m.targets, timeout=m.timeout)
         raise ValueError(f"method kind {m.kind.value} is not known")
@@ -984,7 +986,8 @@ def _np_target(t: SipTargetSection | None) -> NpTarget:
     if not isinstance(uri, SipUri):
         raise ValueError(f"{t.uri!r} is not a SIP URI")
     host = uri.host[1:-1] if uri.host.startswith("[") else uri.host
-    return NpTarget(host, uri.port or 5060, t.transport.value, timeout=t.timeout, name=t.name)
+    return NpTarget(host, uri.port or 5060, t.transport.value, timeout=t.timeout, name=t.name,
+                    rate=t.tps, burst=t.burst)
 
 
 def _isdn(digits: str):

@@ -15,8 +15,10 @@ A SIP answer about the number is final: ``ported`` and ``not_ported`` give a
 :class:`LocalAnswer` (source ``sip:TARGET``; the network is the one the rn prefix names, else
 the routing number itself; None when not ported, since the NP server does not say who holds
 the range), ``not_found`` and ``invalid`` an answer without one (:attr:`MethodOutcome.sip`
-says which). Every other outcome (timeout, transport error, 5xx, other 4xx/6xx, protocol
-error, rate cap) is a retryable failure: the next method is tried. The query is bounded by
+says which). The network of a routing number comes from ``[[routing_numbers]]`` (with its
+MCC+MNC when the entry gives one). Every other outcome (timeout, transport error, 5xx, other
+4xx/6xx, protocol error) is a retryable failure, and every target at its rate cap
+(``[[sip_targets]] tps``) is THROTTLED: the next method is tried. The query is bounded by
 the route's deadline (and the method's ``timeout``, when set).
 """
 
@@ -305,7 +307,8 @@ class SipMethod:
         if r.outcome in (NpOutcome.PORTED, NpOutcome.NOT_PORTED):
             ported = r.outcome is NpOutcome.PORTED
             network = (r.network or r.routing_number) if ported else None
-            answer = LocalAnswer(number, network, None, ported, r.routing_number, where)
+            answer = LocalAnswer(number, network, r.mccmnc if ported else None, ported,
+                                 r.routing_number, where)
             detail = (f"ported to {network} (rn {r.routing_number}, {where})" if ported
                       else f"not ported ({where})")
             return self._outcome(MethodStatus.ANSWERED, detail, started, r, answer)
@@ -314,7 +317,9 @@ class SipMethod:
                 else "number is invalid"
             return self._outcome(MethodStatus.ANSWERED, f"{r.outcome.value}: {what} "
                                  f"({status_line}, {where})", started, r)
-        return self._outcome(MethodStatus.FAILED, f"{r.outcome.value}: {status_line}"
+        status = MethodStatus.THROTTLED if r.outcome is NpOutcome.RATE_LIMITED \
+            else MethodStatus.FAILED
+        return self._outcome(status, f"{r.outcome.value}: {status_line}"
                              + (f" ({where})" if r.target else ""), started, r)
 
     def retryable(self, outcome: MethodOutcome) -> bool:

@@ -19,7 +19,12 @@ Faults (``[[faults]]``) do not apply to it.
 
 from __future__ import annotations
 
-from gateway.sip.redirect import RedirectConfig, RedirectDecision, SipRedirectServer
+from gateway.sip.redirect import (
+    RedirectClient,
+    RedirectConfig,
+    RedirectDecision,
+    SipRedirectServer,
+)
 
 from .config import SipConfig
 from .model import Status
@@ -57,7 +62,7 @@ class SimSipNpServer:
             RedirectConfig(allow=["0.0.0.0/0", "::/0"], host=host, udp_port=udp, tcp_port=tcp,
                            lookup_timeout=None))
 
-    async def _lookup(self, number: str) -> RedirectDecision:
+    async def _lookup(self, number: str, client: RedirectClient) -> RedirectDecision:
         return decide(self.state, number)
 
     async def start(self) -> None:

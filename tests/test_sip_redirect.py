@@ -14,6 +14,7 @@ import itertools
 import pytest
 
 from gateway.sip.redirect import (
+    RedirectClient,
     RedirectConfig,
     RedirectDecision,
     SipRedirectServer,
@@ -50,11 +51,13 @@ class Lookups:
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.clients: list[RedirectClient] = []
         self.hold: set[str] = set()
         self.release = asyncio.Event()
 
-    async def __call__(self, number: str) -> RedirectDecision:
+    async def __call__(self, number: str, client: RedirectClient) -> RedirectDecision:
         self.calls.append(number)
+        self.clients.append(client)
         if number == "447700900666":
             raise RuntimeError("database on fire")
         if number in self.hold:
@@ -431,3 +434,40 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError):
         RedirectConfig(allow=[], contact_scheme="http")
     assert RedirectConfig(allow=["0.0.0.0/0"]).allow == ("0.0.0.0/0",)
+
+
+async def test_allow_list_accounts_and_the_new_decisions(udp: RawUdp) -> None:
+    """A mapping allow-list gives the lookup the account of the most specific network;
+    forbidden/failed/timed_out/error decisions answer 403/502/504/500 with their reason."""
+    extra = {"447700900403": RedirectDecision.forbidden("No Route"),
+             "447700900502": RedirectDecision.failed(),
+             "447700900514": RedirectDecision.timed_out(),
+             "447700900500": RedirectDecision.error("No Routing Number")}
+    DB.update(extra)
+    lookups = Lookups()
+    server = await serve(lookups, allow={"127.0.0.0/8": "wide", "127.0.0.1/32": "narrow",
+                                         "10.0.0.0/8": "elsewhere"})
+    try:
+        r = await ask(udp, server, "sip:+447700900123@ss.example;user=phone")
+        assert r.status == 302
+        (client,) = lookups.clients
+        assert (client.address, client.port, client.transport, client.account) == \
+            (HOST, udp.port, "udp", "narrow")
+        got = {}
+        for number in extra:
+            r = await ask(udp, server, f"tel:+{number}")
+            got[number] = (r.status, r.reason)
+        assert got == {"447700900403": (403, "No Route"), "447700900502": (502, "Bad Gateway"),
+                       "447700900514": (504, "Server Time-out"),
+                       "447700900500": (500, "No Routing Number")}
+        server.reconfigure(RedirectConfig(allow={"127.0.0.0/8": "wide"}, host=HOST,
+                                          udp_port=0))
+        await ask(udp, server, "sip:+447700900124@ss.example;user=phone")
+        assert lookups.clients[-1].account == "wide"
+        server.reconfigure(RedirectConfig(allow=["10.0.0.0/8"], host=HOST, udp_port=0))
+        r = await ask(udp, server, "sip:+447700900124@ss.example;user=phone", ack=False)
+        assert r.status == 403 and server.stats.refused == 1
+    finally:
+        for number in extra:
+            del DB[number]
+        await server.close()

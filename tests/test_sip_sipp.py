@@ -22,7 +22,12 @@ import asyncio
 import pytest
 
 from gateway.sip.np_client import NpOutcome, NpTarget, SipNpClient
-from gateway.sip.redirect import RedirectConfig, RedirectDecision, SipRedirectServer
+from gateway.sip.redirect import (
+    RedirectClient,
+    RedirectConfig,
+    RedirectDecision,
+    SipRedirectServer,
+)
 from protocols.sip.message import Address, CSeq, Method, Request, Via, decode, encode
 from protocols.sip.transaction import Timers
 from protocols.sip.uri import parse_uri
@@ -150,7 +155,7 @@ class Lookups:
         self.hold: set[str] = set()
         self.release = asyncio.Event()
 
-    async def __call__(self, number: str) -> RedirectDecision:
+    async def __call__(self, number: str, client: RedirectClient) -> RedirectDecision:
         self.calls.append(number)
         if number in self.hold:
             await self.release.wait()

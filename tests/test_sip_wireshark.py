@@ -23,7 +23,12 @@ import pytest
 
 from gateway.sip import transport as sip_transport
 from gateway.sip.np_client import NpOutcome, NpTarget, SipNpClient
-from gateway.sip.redirect import RedirectConfig, RedirectDecision, SipRedirectServer
+from gateway.sip.redirect import (
+    RedirectClient,
+    RedirectConfig,
+    RedirectDecision,
+    SipRedirectServer,
+)
 from protocols.sip.message import Request, decode, encode
 from protocols.sip.transaction import Timers
 
@@ -93,7 +98,7 @@ def recorded(monkeypatch) -> list[bytes]:
     return sent
 
 
-async def lookup(number: str) -> RedirectDecision:
+async def lookup(number: str, client: RedirectClient) -> RedirectDecision:
     if number == "447700900100":
         await asyncio.sleep(0.1)  # slow enough for the 100 Trying
     return DB.get(number, RedirectDecision.not_found())

@@ -24,7 +24,7 @@ __all__ = ["Document", "Source", "read_document", "ARRAY_SECTIONS"]
 
 #: top-level arrays of tables, concatenated across included files
 ARRAY_SECTIONS = frozenset({"associations", "linksets", "routes", "sip_targets", "mnp_sources",
-                            "range_tables"})
+                            "range_tables", "routing_numbers"})
 
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 

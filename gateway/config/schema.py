@@ -14,11 +14,14 @@ The sections (see ``config/*.toml`` for commented examples and docs/operations.m
 - ``[[associations]]``: M3UA associations (transport, addresses, ASP role, RC, OPC/DPC/NI,
   traffic mode, heartbeat);
 - ``[[linksets]]``: associations toward one destination, and their TPS cap;
-- ``[[sip_targets]]``: SIP number-portability servers;
+- ``[[sip_targets]]``: SIP number-portability servers (with a rate cap each);
+- ``[[routing_numbers]]``: routing number -> the network it designates (RFC 4694 ``rn``);
 - ``[[mnp_sources]]``: ported-number data (a CSV file, or SIP NP targets);
 - ``[[range_tables]]``: number ranges and the network holding each;
 - ``[[routes]]``: E.164 prefixes (longest wins) and the ordered methods tried for them;
 - ``[http]``, ``[sip]``, ``[admin]``: listeners (with TLS);
+- ``[sip_redirect]``: the SIP redirect front end for softswitches (absent: not listening),
+  and ``[[sip_redirect.clients]]``: the source networks allowed to query, each as a customer;
 - ``[storage]``, ``[cache]``, ``[logging]``, ``[traces]``.
 """
 
@@ -49,7 +52,11 @@ __all__ = [
     "RangeEntry",
     "RangeTableSection",
     "RouteSection",
+    "RoutingNumberSection",
     "SccpSection",
+    "SipContactScheme",
+    "SipRedirectClient",
+    "SipRedirectSection",
     "SipSection",
     "SipTargetSection",
     "SipTransport",
@@ -132,6 +139,15 @@ class SipTransport(enum.StrEnum):
     UDP = "udp"
     TCP = "tcp"
     TLS = "tls"
+
+
+class SipContactScheme(enum.StrEnum):
+    """The scheme of the redirect front end's 302 Contact (RFC 4694 §4: ``rn``/``npdi`` in
+    a tel URI, or in the user part of a SIP URI with ``user=phone``)."""
+
+    AUTO = "auto"  # the Request-URI's own scheme
+    SIP = "sip"
+    TEL = "tel"
 
 
 class LogFormat(enum.StrEnum):
@@ -226,6 +242,19 @@ class SipTargetSection:
     uri: str = req("the NP server's SIP URI, e.g. sip:np.example.net:5060")
     transport: SipTransport = opt(SipTransport.UDP, "udp, tcp or tls")
     timeout: float = opt(2.0, "answer timeout in seconds", range=(0.001, 60.0))
+    tps: float | None = opt(None, "cap on queries sent to this target per second (a capped "
+                            "target is skipped: the next target, then the next method)",
+                            range=(0.001, 1e6), positive=True)
+    burst: int | None = opt(None, "queries allowed at once above the TPS pace (default: the "
+                            "TPS, at least 1)", range=(1, 100000))
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingNumberSection:
+    routing_number: str = req("the routing number (RFC 4694 rn); a received rn starting with "
+                              "it designates this network", digits="e164")
+    network: str = req("name of the network it designates")
+    mccmnc: str | None = opt(None, "MCC+MNC of that network (5 or 6 digits)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +336,37 @@ class SipSection:
 
 
 @dataclass(frozen=True, slots=True)
+class SipRedirectClient:
+    customer: str = req("the customer account (hlrgw customers add) these sources query as: "
+                        "audited, rate-limited and entitled (service mnp) as that customer")
+    networks: tuple[str, ...] = req("source addresses or networks (CIDR) of its softswitches",
+                                    nonempty=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SipRedirectSection:
+    listen: str = opt("127.0.0.1", "address the redirect front end listens on")
+    port: int = opt(5060, "port, the same for every transport (0: any free port)",
+                    range=(0, 65535))
+    transports: tuple[SipTransport, ...] = opt((SipTransport.UDP, SipTransport.TCP),
+                                               "udp, tcp or both", nonempty=True)
+    clients: tuple[SipRedirectClient, ...] = opt((), "who may query: source networks, each "
+                                                 "as a customer (none: every source gets 403)")
+    contact_host: str | None = opt(None, "host of the 302 Contact (default: the "
+                                   "Request-URI's host and port)")
+    contact_scheme: SipContactScheme = opt(SipContactScheme.AUTO, "auto (the Request-URI's), "
+                                           "sip or tel")
+    max_in_flight: int = opt(1000, "lookups running at once before new INVITEs get 503",
+                             range=(1, 1000000))
+    retry_after: int = opt(5, "seconds in the Retry-After of an overload 503",
+                           range=(1, 86400))
+    lookup_timeout: float = opt(5.0, "seconds before an unanswered lookup gets 504",
+                                range=(0.001, 600.0))
+    udp_buffer: int = opt(4 * 1024 * 1024, "socket buffer asked for the UDP socket, bytes "
+                          "(capped by net.core.rmem_max)", range=(65536, 1 << 30))
+
+
+@dataclass(frozen=True, slots=True)
 class AdminSection:
     listen: str = opt("127.0.0.1", "address of the admin API (keep it on a management "
                       "network)")
@@ -355,10 +415,12 @@ class Config:
     linksets: tuple[LinkSetSection, ...] = opt((), "link sets")
     node: NodeSection = opt(NodeSection(), "this gateway")
     sip_targets: tuple[SipTargetSection, ...] = opt((), "SIP number-portability servers")
+    routing_numbers: tuple[RoutingNumberSection, ...] = opt((), "routing number -> network")
     mnp_sources: tuple[MnpSourceSection, ...] = opt((), "number-portability data")
     range_tables: tuple[RangeTableSection, ...] = opt((), "number-range tables")
     http: HttpSection = opt(HttpSection(), "HTTP lookup API listener")
     sip: SipSection = opt(SipSection(), "SIP client listener")
+    sip_redirect: SipRedirectSection | None = opt(None, "SIP redirect front end (None: off)")
     admin: AdminSection = opt(AdminSection(), "admin API listener")
     storage: StorageSection = opt(StorageSection(), "storage")
     cache: CacheSection = opt(CacheSection(), "cache")

@@ -39,7 +39,9 @@ from .schema import (
     NodeSection,
     RangeTableSection,
     RouteSection,
+    RoutingNumberSection,
     SccpSection,
+    SipRedirectSection,
     SipSection,
     SipTargetSection,
     SipTransport,
@@ -62,7 +64,7 @@ _SECTIONS: dict[str, type] = {
 _ARRAYS: dict[str, type] = {
     "associations": AssociationSection, "linksets": LinkSetSection, "routes": RouteSection,
     "sip_targets": SipTargetSection, "mnp_sources": MnpSourceSection,
-    "range_tables": RangeTableSection,
+    "range_tables": RangeTableSection, "routing_numbers": RoutingNumberSection,
 }
 _REQUIRED = ("sccp", "map", "routes")
 _HOST = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
@@ -87,7 +89,7 @@ def check(doc: Document) -> Config | None:
         doc.problem((), "this is a simulator network file (hlrgw simulate --network FILE), "
                     "not a gateway configuration")
         return None
-    known = [*_SECTIONS, *_ARRAYS, "include"]
+    known = [*_SECTIONS, *_ARRAYS, "sip_redirect", "include"]
     for key in data:
         if key not in known:
             doc.problem((key,), f"unknown section or key '{key}'{suggest(key, known)}")
@@ -97,6 +99,10 @@ def check(doc: Document) -> Config | None:
             doc.problem((key,), f"missing required section [{key}]")
             continue
         sections[key] = build_section(cls, data.get(key), (key,), doc)
+    # off unless written: None, which Config keeps as "not listening"
+    sections["sip_redirect"] = (build(SipRedirectSection, data["sip_redirect"],
+                                      ("sip_redirect",), doc)
+                                if "sip_redirect" in data else None)
     arrays: dict[str, list[tuple[int, Any]]] = {}
     for key, cls in _ARRAYS.items():
         raw = data.get(key, [])
@@ -115,6 +121,8 @@ def check(doc: Document) -> Config | None:
     _check_sip_targets(doc, arrays["sip_targets"])
     _check_mnp_sources(doc, arrays["mnp_sources"], names)
     _check_range_tables(doc, arrays["range_tables"])
+    _check_routing_numbers(doc, arrays["routing_numbers"])
+    _check_sip_redirect(doc, sections.get("sip_redirect"))
     _check_routes(doc, arrays["routes"], names)
     _check_identity(doc, sections)
     _check_listeners(doc, sections)
@@ -236,6 +244,78 @@ def _check_sip_targets(doc: Document, items: list[tuple[int, SipTargetSection]])
                 doc.problem(("sip_targets", i, "uri"), SIP_TLS_NOT_AVAILABLE)
         if t.transport is SipTransport.TLS:
             doc.problem(("sip_targets", i, "transport"), SIP_TLS_NOT_AVAILABLE)
+        raw = doc.data["sip_targets"][i]
+        if t.burst is not None and isinstance(raw, dict) and "tps" not in raw:
+            doc.problem(("sip_targets", i, "burst"), "burst applies to a TPS cap: set tps too")
+
+
+def _check_routing_numbers(doc: Document, items: list[tuple[int, RoutingNumberSection]]
+                           ) -> None:
+    seen: dict[str, int] = {}
+    for i, r in items:
+        base = ("routing_numbers", i)
+        if r.routing_number in seen:
+            j = seen[r.routing_number]
+            doc.problem((*base, "routing_number"), f"routing number {r.routing_number} is "
+                        f"already routing_numbers[{j}] at {doc.cite(('routing_numbers', j))}")
+        seen.setdefault(r.routing_number, i)
+        if not r.network.strip():
+            doc.problem((*base, "network"), "must not be empty")
+        if r.mccmnc is not None and not re.fullmatch(r"[0-9]{5,6}", r.mccmnc):
+            doc.problem((*base, "mccmnc"), f"'{r.mccmnc}' is not an MCC+MNC (5 or 6 digits)")
+
+
+def _check_sip_redirect(doc: Document, sec: SipRedirectSection | None) -> None:
+    """The redirect front end: one listen address, udp and/or tcp, a Contact host, and
+    clients whose networks are CIDRs (host bits clear) each listed once, under a valid
+    customer name."""
+    if sec is None:
+        return
+    from gateway.customers import _NAME as CUSTOMER_NAME  # the customers' own naming rule
+
+    base = ("sip_redirect",)  # listen and port: with the other listeners
+    seen_t: set[SipTransport] = set()
+    for k, t in enumerate(sec.transports):
+        if t in seen_t:
+            doc.problem((*base, "transports", k), f"transport '{t.value}' is listed twice")
+        seen_t.add(t)
+        if t is SipTransport.TLS:
+            doc.problem((*base, "transports", k), "the SIP redirect front end listens on udp "
+                        "and tcp; SIP over TLS is not in this version")
+    if sec.contact_host is not None:
+        why = _address_problem(sec.contact_host.strip("[]"), hostname_ok=True)
+        if why:
+            doc.problem((*base, "contact_host"), why)
+    raw = doc.data.get("sip_redirect")
+    if not sec.clients and not (isinstance(raw, dict) and raw.get("clients")):
+        doc.problem(base, "no [[sip_redirect.clients]]: every source would be refused (403); "
+                    "list the networks that may query, each with its customer")
+    where: dict[Any, tuple[int, int]] = {}
+    for i, c in enumerate(sec.clients):
+        cbase = (*base, "clients", i)
+        if not CUSTOMER_NAME.fullmatch(c.customer):
+            doc.problem((*cbase, "customer"), f"'{c.customer}' is not a customer name (letters, "
+                        "digits, '.', '_', '-'; at most 64; as hlrgw customers add takes)")
+        for k, text in enumerate(c.networks):
+            path = (*cbase, "networks", k)
+            try:
+                net = ipaddress.ip_network(text)
+            except ValueError:
+                try:
+                    loose = ipaddress.ip_network(text, strict=False)
+                except ValueError:
+                    doc.problem(path, f"'{text}' is not an IP address or network (CIDR such "
+                                "as 192.0.2.0/24)")
+                else:
+                    doc.problem(path, f"'{text}' has host bits set: the network is {loose}")
+                continue
+            if net in where:
+                j, kk = where[net]
+                doc.problem(path, f"{net} is already listed at "
+                            f"{doc.cite((*base, 'clients', j, 'networks', kk))}: a source "
+                            "network belongs to one customer")
+                continue
+            where[net] = (i, k)
 
 
 def _not_for(doc: Document, base: tuple[Any, ...], raw: Any, allowed: frozenset[str],
@@ -387,7 +467,7 @@ def _check_identity(doc: Document, sections: dict[str, Any]) -> None:
 
 def _check_listeners(doc: Document, sections: dict[str, Any]) -> None:
     bound: dict[tuple[str, int], str] = {}
-    for key in ("http", "admin", "sip"):
+    for key in ("http", "admin", "sip", "sip_redirect"):
         sec = sections.get(key)
         if sec is None:
             continue
@@ -400,7 +480,7 @@ def _check_listeners(doc: Document, sections: dict[str, Any]) -> None:
                 doc.problem((key, "port"), f"{sec.listen}:{sec.port} is already the "
                             f"[{bound[where]}] listener")
             bound.setdefault(where, key)
-        tls = sec.tls
+        tls = getattr(sec, "tls", None)
         if tls is not None:
             for name in ("cert", "key"):
                 if not Path(getattr(tls, name)).is_file():

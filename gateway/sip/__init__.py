@@ -14,6 +14,7 @@ from .np_client import (
     NpOutcome,
     NpResult,
     NpTarget,
+    RnNetwork,
     RnTable,
     SipNpClient,
     TokenBucket,
@@ -29,7 +30,7 @@ from .redirect import (
 from .transport import Flow, TcpConnection, TcpServer, TransportKind, UdpEndpoint, UdpFlow
 
 __all__ = [
-    "NpClientStats", "NpOutcome", "NpResult", "NpTarget", "RnTable", "SipNpClient",
+    "NpClientStats", "NpOutcome", "NpResult", "NpTarget", "RnNetwork", "RnTable", "SipNpClient",
     "TokenBucket", "DecisionKind", "Lookup", "RedirectConfig", "RedirectDecision",
     "RedirectStats", "SipRedirectServer", "Flow", "TcpConnection", "TcpServer",
     "TransportKind", "UdpEndpoint", "UdpFlow",

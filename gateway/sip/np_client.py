@@ -97,6 +97,7 @@ __all__ = [
     "NpOutcome",
     "NpResult",
     "NpTarget",
+    "RnNetwork",
     "RnTable",
     "TokenBucket",
     "SipNpClient",
@@ -130,10 +131,10 @@ DEFINITIVE = frozenset({NpOutcome.PORTED, NpOutcome.NOT_PORTED, NpOutcome.NOT_FO
 class NpResult:
     """The answer to one NP query.
 
-    ``routing_number`` is the rn's digits (no ``+``, no separators); ``network`` the name
-    :class:`RnTable` gives its prefix (None when no prefix matches); ``npdi`` whether the
-    Contact carried the dip indicator; ``contact`` the Contact URI as received. ``status``
-    and ``reason`` are the SIP status line of the final answer, or None and a description
+    ``routing_number`` is the rn's digits (no ``+``, no separators); ``network`` and
+    ``mccmnc`` what :class:`RnTable` gives its prefix (None when no prefix matches); ``npdi``
+    whether the Contact carried the dip indicator; ``contact`` the Contact URI as received.
+    ``status`` and ``reason`` are the SIP status line of the final answer, or None and a description
     when there was none (timeout, transport error, rate cap).
     """
 
@@ -148,6 +149,7 @@ class NpResult:
     target: str | None = None
     attempts: int = 0
     elapsed: float = 0.0
+    mccmnc: str | None = None
 
     @property
     def ported(self) -> bool:
@@ -193,26 +195,42 @@ def _rn_key(rn: str) -> str:
     return digits_of(rn).replace(" ", "")
 
 
+@dataclass(slots=True, frozen=True)
+class RnNetwork:
+    """The network a routing number designates: its name and, when known, its MCC+MNC
+    (``[[routing_numbers]]`` of the configuration)."""
+
+    name: str
+    mccmnc: str | None = None
+
+
 class RnTable:
-    """Routing-number prefix -> network name, longest prefix first (``{"44770012":
-    "vodafone-uk"}``). Prefixes and looked-up rns are compared without ``+``, spaces and
-    visual separators."""
+    """Routing-number prefix -> the network it designates, longest prefix first
+    (``{"44770012": "vodafone-uk"}``, or :class:`RnNetwork` values with the MCC+MNC).
+    Prefixes and looked-up rns are compared without ``+``, spaces and visual separators."""
 
     __slots__ = ("_table", "_lengths")
 
-    def __init__(self, prefixes: Mapping[str, str] | None = None) -> None:
-        self._table = {_rn_key(k): v for k, v in (prefixes or {}).items()}
+    def __init__(self, prefixes: Mapping[str, str | RnNetwork] | None = None) -> None:
+        self._table = {_rn_key(k): v if isinstance(v, RnNetwork) else RnNetwork(v)
+                       for k, v in (prefixes or {}).items()}
         self._lengths = sorted({len(k) for k in self._table}, reverse=True)
 
-    def network_for(self, rn: str) -> str | None:
+    def entry_for(self, rn: str) -> RnNetwork | None:
+        """The network of the longest prefix of ``rn``, or None."""
         digits = _rn_key(rn)
         table = self._table
         for n in self._lengths:
             if n <= len(digits):
-                name = table.get(digits[:n])
-                if name is not None:
-                    return name
+                found = table.get(digits[:n])
+                if found is not None:
+                    return found
         return None
+
+    def network_for(self, rn: str) -> str | None:
+        """The name of the network of ``rn``, or None."""
+        found = self.entry_for(rn)
+        return None if found is None else found.name
 
     def __len__(self) -> int:
         return len(self._table)
@@ -284,7 +302,7 @@ class SipNpClient:
     """
 
     def __init__(self, targets: Sequence[NpTarget], *,
-                 rn_networks: Mapping[str, str] | RnTable | None = None,
+                 rn_networks: Mapping[str, str | RnNetwork] | RnTable | None = None,
                  local_host: str = "0.0.0.0", local_port: int = 0,
                  advertise_host: str | None = None, user: str = "hlrgw",
                  timers: Timers | None = None, user_agent: str = "hlr-gateway",
@@ -610,9 +628,11 @@ class SipNpClient:
             return NpResult(NpOutcome.NOT_PORTED, number, status, reason, npdi=npdi,
                             contact=uri, target=target)
         rn_digits = digits_of(rn)
+        net = self.rn_table.entry_for(rn_digits)
         return NpResult(NpOutcome.PORTED, number, status, reason, routing_number=rn_digits,
-                        npdi=npdi, network=self.rn_table.network_for(rn_digits),
-                        contact=uri, target=target)
+                        npdi=npdi, network=net.name if net is not None else None,
+                        contact=uri, target=target,
+                        mccmnc=net.mccmnc if net is not None else None)
 
 
 def _np_params(uri: Uri) -> tuple[str | None, bool] | None:

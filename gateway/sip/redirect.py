@@ -7,15 +7,17 @@ read the ``302 Moved Temporarily`` (RFC 4694 §5.3 "redirect" model, RFC 3261 §
    :class:`~protocols.sip.transaction.InviteServerTransaction`, so a retransmitted INVITE is
    answered with the response already sent (or the 100 Trying) and never looked up twice;
    a non-2xx final is retransmitted over UDP until the ACK (Timer G/H);
-2. refuses sources outside the allow-list (CIDRs) with ``403 Forbidden``;
+2. refuses sources outside the allow-list (CIDRs) with ``403 Forbidden``; the allow-list
+   may name an account for each network (the customer its softswitches query as), which
+   the lookup receives in its :class:`RedirectClient` (the longest matching network wins);
 3. refuses new work with ``503 Service Unavailable`` and ``Retry-After`` when
    ``max_in_flight`` lookups are already running;
 4. reads the number from the Request-URI (``tel:+44...``, or
    ``sip:+44...@host;user=phone``; bare digits count as E.164 when ``assume_e164``): a URI
    scheme other than sip/sips/tel gets ``416``, a user part that is not an E.164 number
    ``484 Address Incomplete``;
-5. awaits ``lookup(number)`` (E.164 digits, no ``+``) for a :class:`RedirectDecision` and
-   answers it:
+5. awaits ``lookup(number, client)`` (E.164 digits, no ``+``; who asked) for a
+   :class:`RedirectDecision` and answers it:
 
    ==================  ===========================================================
    decision            answer
@@ -26,7 +28,13 @@ read the ``302 Moved Temporarily`` (RFC 4694 §5.3 "redirect" model, RFC 3261 §
    ``nowhere()``       604 Does Not Exist Anywhere
    ``invalid()``       484 Address Incomplete
    ``unavailable(s)``  503 Service Unavailable, ``Retry-After: s``
+   ``forbidden()``     403 Forbidden (e.g. the client's account may not query)
+   ``failed()``        502 Bad Gateway (the network behind the gateway failed)
+   ``timed_out()``     504 Server Time-out (the network behind did not answer)
+   ``error()``         500 Server Internal Error (no answer can be formed)
    ==================  ===========================================================
+
+   A decision's ``reason`` becomes the reason phrase of the status line (§7.2).
 
    A lookup that raises is answered ``500``; one that outlasts ``lookup_timeout``,
    ``504 Server Time-out`` (§21.5.5: the server it consulted did not answer in time).
@@ -48,7 +56,7 @@ import enum
 import ipaddress
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from protocols.errors import CodecError
@@ -80,6 +88,7 @@ from .transport import (
 
 __all__ = [
     "DecisionKind",
+    "RedirectClient",
     "RedirectDecision",
     "RedirectConfig",
     "RedirectStats",
@@ -101,6 +110,10 @@ class DecisionKind(enum.StrEnum):
     NOWHERE = "nowhere"  # 604 Does Not Exist Anywhere
     INVALID = "invalid"  # 484 Address Incomplete
     UNAVAILABLE = "unavailable"  # 503 with Retry-After
+    FORBIDDEN = "forbidden"  # 403 Forbidden
+    FAILED = "failed"  # 502 Bad Gateway
+    TIMED_OUT = "timed_out"  # 504 Server Time-out
+    ERROR = "error"  # 500 Server Internal Error
 
 
 @dataclass(slots=True, frozen=True)
@@ -139,12 +152,45 @@ class RedirectDecision:
     def unavailable(cls, retry_after: int = 5, reason: str | None = None) -> RedirectDecision:
         return cls(DecisionKind.UNAVAILABLE, retry_after=retry_after, reason=reason)
 
+    @classmethod
+    def forbidden(cls, reason: str | None = None) -> RedirectDecision:
+        """403 (§21.4.3): refused, and asking again will not help."""
+        return cls(DecisionKind.FORBIDDEN, reason=reason)
 
-Lookup = Callable[[str], Awaitable[RedirectDecision]]
+    @classmethod
+    def failed(cls, reason: str | None = None) -> RedirectDecision:
+        """502 Bad Gateway (§21.5.3): what the gateway asked failed."""
+        return cls(DecisionKind.FAILED, reason=reason)
+
+    @classmethod
+    def timed_out(cls, reason: str | None = None) -> RedirectDecision:
+        """504 Server Time-out (§21.5.5): what the gateway asked did not answer in time."""
+        return cls(DecisionKind.TIMED_OUT, reason=reason)
+
+    @classmethod
+    def error(cls, reason: str | None = None) -> RedirectDecision:
+        """500 Server Internal Error (§21.5.1): no answer can be formed."""
+        return cls(DecisionKind.ERROR, reason=reason)
+
+
+@dataclass(slots=True, frozen=True)
+class RedirectClient:
+    """Who sent an INVITE: the source address and port, the transport (``udp``/``tcp``),
+    and the account its allow-list entry names (None for a plain list of networks)."""
+
+    address: str
+    port: int
+    transport: str
+    account: str | None = None
+
+
+Lookup = Callable[[str, RedirectClient], Awaitable[RedirectDecision]]
 
 _STATUS = {DecisionKind.PORTED: 302, DecisionKind.NOT_PORTED: 302,
            DecisionKind.NOT_FOUND: 404, DecisionKind.NOWHERE: 604,
-           DecisionKind.INVALID: 484, DecisionKind.UNAVAILABLE: 503}
+           DecisionKind.INVALID: 484, DecisionKind.UNAVAILABLE: 503,
+           DecisionKind.FORBIDDEN: 403, DecisionKind.FAILED: 502,
+           DecisionKind.TIMED_OUT: 504, DecisionKind.ERROR: 500}
 
 
 @dataclass(slots=True)
@@ -152,7 +198,9 @@ class RedirectConfig:
     """The knobs of the redirect front end (see the module docstring).
 
     ``allow``: source networks (CIDR) that may query: the customer list of this interface;
-    required, an empty list refuses everyone (``0.0.0.0/0`` opens it). ``udp_port`` /
+    required, an empty list refuses everyone (``0.0.0.0/0`` opens it). A mapping of network
+    to account name says, besides, whose softswitches each network holds (the lookup gets it
+    as :attr:`RedirectClient.account`; the longest matching network wins). ``udp_port`` /
     ``tcp_port``: None to not listen on that transport, 0 for any free port.
     ``max_in_flight``: lookups running at once before new INVITEs get 503.
     ``retry_after``: seconds in that 503. ``lookup_timeout``: seconds before 504 (None: no
@@ -162,7 +210,7 @@ class RedirectConfig:
     Trying delay.
     """
 
-    allow: Iterable[str]
+    allow: Iterable[str] | Mapping[str, str | None]
     host: str = "127.0.0.1"
     udp_port: int | None = 5060
     tcp_port: int | None = None
@@ -176,7 +224,7 @@ class RedirectConfig:
     timers: Timers = field(default_factory=Timers)
 
     def __post_init__(self) -> None:
-        self.allow = tuple(self.allow)
+        self.allow = dict(self.allow) if isinstance(self.allow, Mapping) else tuple(self.allow)
         for cidr in self.allow:
             ipaddress.ip_network(cidr, strict=False)  # raises ValueError
         if self.udp_port is None and self.tcp_port is None:
@@ -228,13 +276,29 @@ class SipRedirectServer:
         self.udp: UdpEndpoint | None = None
         self.tcp: TcpServer | None = None
         self.in_flight = 0
-        self._allow = [ipaddress.ip_network(c, strict=False) for c in config.allow]
-        self._allowed: dict[str, bool] = {}
+        self._allow: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
+                                str | None]] = []
+        self._allowed: dict[str, tuple[bool, str | None]] = {}
+        self._set_allow(config)
         self._entries: dict[tuple, _Entry] = {}
         self._prefix = secrets.token_hex(4)
         self._counter = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timers: TimerQueue | None = None
+
+    def _set_allow(self, config: RedirectConfig) -> None:
+        accounts = config.allow if isinstance(config.allow, Mapping) else {}
+        nets = [(ipaddress.ip_network(c, strict=False), accounts.get(c)) for c in config.allow]
+        # longest prefix first: the first match is the most specific entry
+        self._allow = sorted(nets, key=lambda n: -n[0].prefixlen)
+        self._allowed = {}
+
+    def reconfigure(self, config: RedirectConfig) -> None:
+        """Apply ``config`` while running: the allow-list, the limits, timeouts and Contact
+        settings take effect for the next request. The listening address, ports and buffer
+        stay as started (a restart changes those)."""
+        self.config = config
+        self._set_allow(config)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -291,18 +355,24 @@ class SipRedirectServer:
         self._counter += 1
         return f"{self._prefix}{self._counter:x}"
 
-    def _allowed_source(self, ip: str) -> bool:
-        ok = self._allowed.get(ip)
-        if ok is None:
+    def _allowed_source(self, ip: str) -> tuple[bool, str | None]:
+        """(may ``ip`` query?, the account of the most specific network holding it)."""
+        found = self._allowed.get(ip)
+        if found is None:
             try:
                 addr = ipaddress.ip_address(ip.split("%", 1)[0])
             except ValueError:
                 addr = None
-            ok = addr is not None and any(addr in net for net in self._allow)
+            found = (False, None)
+            if addr is not None:
+                for net, account in self._allow:
+                    if addr.version == net.version and addr in net:
+                        found = (True, account)
+                        break
             if len(self._allowed) >= 4096:
                 self._allowed.clear()
-            self._allowed[ip] = ok
-        return ok
+            self._allowed[ip] = found
+        return found
 
     def _on_message(self, message: Request | Response, flow: Flow) -> None:
         if not isinstance(message, Request):
@@ -329,12 +399,13 @@ class SipRedirectServer:
             entry.tx.receive_request(message, now)
             self._drive(entry)
             return
-        if not self._allowed_source(flow.peer[0]):
+        allowed, account = self._allowed_source(flow.peer[0])
+        if not allowed:
             self.stats.refused += 1
             self._stateless(message, flow, 403)
             return
         if method == Method.INVITE:
-            self._on_invite(message, flow, key, now)
+            self._on_invite(message, flow, key, now, account)
         elif method == Method.CANCEL:
             self._on_cancel(message, flow, key, now)
         elif method == Method.OPTIONS:
@@ -356,7 +427,8 @@ class SipRedirectServer:
         r = self.stats.responses
         r[status] = r.get(status, 0) + 1
 
-    def _on_invite(self, request: Request, flow: Flow, key: tuple, now: float) -> None:
+    def _on_invite(self, request: Request, flow: Flow, key: tuple, now: float,
+                   account: str | None = None) -> None:
         self.stats.invites += 1
         cfg = self.config
         if self.in_flight >= cfg.max_in_flight:
@@ -374,7 +446,9 @@ class SipRedirectServer:
         self.in_flight += 1
         self.stats.lookups += 1
         assert self._loop is not None
-        entry.task = self._loop.create_task(self._answer(entry, number))
+        peer = flow.peer
+        client = RedirectClient(peer[0], peer[1], "tcp" if flow.reliable else "udp", account)
+        entry.task = self._loop.create_task(self._answer(entry, number, client))
         self._drive(entry)
 
     def _number(self, uri: Uri) -> tuple[str | None, int]:
@@ -397,7 +471,7 @@ class SipRedirectServer:
             return None, 484
         return digits, 0
 
-    async def _answer(self, entry: _Entry, number: str) -> None:
+    async def _answer(self, entry: _Entry, number: str, client: RedirectClient) -> None:
         cfg = self.config
         request = entry.tx.request
         assert request is not None  # held until the final answer
@@ -406,7 +480,7 @@ class SipRedirectServer:
             assert self._loop is not None
             timeout = self._loop.call_later(cfg.lookup_timeout, self._lookup_timeout, entry)
         try:
-            decision = await self.lookup(number)
+            decision = await self.lookup(number, client)
             response = self._response(request, number, decision, entry.to_tag)
         except asyncio.CancelledError:
             if not entry.timed_out:

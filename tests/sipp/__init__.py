@@ -118,12 +118,15 @@ class Sipp:
     """One sipp process.
 
     ``Sipp("np_server.xml", "-m", "1")`` plays the scenario as given; ``port`` is sipp's own
-    SIP port (chosen free when not given), ``remote`` the peer of a UAC scenario.
+    SIP port (chosen free when not given), ``remote`` the peer of a UAC scenario,
+    ``local_ip`` the loopback address sipp sends from (127.0.0.2: a source outside an
+    allow-list of 127.0.0.1).
     """
 
     def __init__(self, scenario_name: str, *args: str, transport: str = "udp",
                  remote: tuple[str, int] | None = None, port: int | None = None,
-                 inf: str | None = None, trace_messages: bool = True) -> None:
+                 inf: str | None = None, trace_messages: bool = True,
+                 local_ip: str = HOST) -> None:
         require_sipp()
         self.scenario = scenario(scenario_name)
         self.transport = transport
@@ -133,13 +136,14 @@ class Sipp:
         self.remote = remote
         self.inf = inf
         self.trace_messages = trace_messages  # off at load: tracing costs sipp more than SIP
+        self.local_ip = local_ip  # the source address of what sipp sends
         self.proc: asyncio.subprocess.Process | None = None
 
     def command(self) -> list[str]:
         cmd = ["sipp"]
         if self.remote is not None:
             cmd.append(f"{self.remote[0]}:{self.remote[1]}")
-        cmd += ["-sf", str(self.scenario), "-i", HOST, "-p", str(self.port),
+        cmd += ["-sf", str(self.scenario), "-i", self.local_ip, "-p", str(self.port),
                 "-t", "t1" if self.transport == "tcp" else "u1",
                 "-mp", str(_free_media_port()), "-cp", str(free_port()),
                 "-nostdin", "-trace_err", "-error_file", str(self.workdir / "errors.log"),
