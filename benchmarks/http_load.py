@@ -242,13 +242,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hlrgw-bench-") as tmp:
         full = phase_full(args, Path(tmp))
     ratio = full["rate"] / bare["rate"]
-    print(f"{'':28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'server CPU':>12}")
+    for r in (bare, full):  # CPU time of the server process per request answered
+        r["cpu_us"] = r["server_cpu"] * args.seconds / max(1, r["requests"]) * 1e6
+    print(f"{'':28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'server CPU':>12}"
+          f"{'CPU/request':>13}")
     print(f"{'bare aiohttp+uvloop JSON':28}{bare['rate']:>10,.0f}{bare['p50']:>9.2f}"
-          f"{bare['p99']:>9.2f}{bare['server_cpu']:>11.0%}")
+          f"{bare['p99']:>9.2f}{bare['server_cpu']:>11.0%}{bare['cpu_us']:>10.0f} µs")
     print(f"{'GET /v1/hlr (live SRI-SM)':28}{full['rate']:>10,.0f}{full['p50']:>9.2f}"
-          f"{full['p99']:>9.2f}{full['server_cpu']:>11.0%}"
+          f"{full['p99']:>9.2f}{full['server_cpu']:>11.0%}{full['cpu_us']:>10.0f} µs"
           f"   (simulator CPU {full['simulator_cpu']:.0%})")
     print(f"ratio full / bare: {ratio:.1%} (goal: 40 % or more)")
+    print(f"CPU per request, bare / full: {bare['cpu_us'] / full['cpu_us']:.1%} (the ratio "
+          "if each server had a core to itself; steadier than the rates on a shared machine)")
     ok = True
     for name, r in (("bare", bare), ("full", full)):
         if r["non2xx"] or r["socket_errors"]:

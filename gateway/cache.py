@@ -228,7 +228,9 @@ class SingleFlight(Generic[T]):
     """Concurrent calls with one key share one run (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._flights: dict[str, asyncio.Future[T]] = {}
+        # key -> the future followers wait on; None while the leader runs alone (the usual
+        # case: the future is made when a first follower comes)
+        self._flights: dict[str, asyncio.Future[T] | None] = {}
         self.joined = 0
 
     def __len__(self) -> int:
@@ -238,26 +240,26 @@ class SingleFlight(Generic[T]):
         """``fn()``'s outcome and whether this call ran it (the leader). A follower that is
         cancelled leaves the flight running for the others; a cancelled leader passes its
         cancellation on to the followers as an error, never leaving them waiting."""
-        flight = self._flights.get(key)
-        if flight is not None:
+        flights = self._flights
+        if key in flights:
+            flight = flights[key]
+            if flight is None:
+                flight = flights[key] = asyncio.get_running_loop().create_future()
             self.joined += 1
             return await asyncio.shield(flight), False
-        loop = asyncio.get_running_loop()
-        flight = loop.create_future()
-        self._flights[key] = flight
+        flights[key] = None
         try:
             result = await fn()
         except BaseException as exc:
-            if not flight.done():
+            flight = flights.pop(key, None)
+            if flight is not None and not flight.done():
                 if isinstance(exc, asyncio.CancelledError):
                     flight.set_exception(RuntimeError("the shared lookup was cancelled"))
                 else:
                     flight.set_exception(exc)
-                flight.exception()  # retrieved: no "never retrieved" warning without followers
+                flight.exception()  # retrieved: no "never retrieved" warning
             raise
-        else:
+        flight = flights.pop(key, None)
+        if flight is not None:
             flight.set_result(result)
-            return result, True
-        finally:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
+        return result, True

@@ -453,29 +453,29 @@ class Engine:
         except InvalidNumber as exc:
             return LookupOutcome(number, LookupStatus.INVALID_NUMBER, None, None, op, (),
                                  self._now() - t0, str(exc))
-        match = state.router.route_for(digits)
-        route = state.routes.get(match.route) if match.route is not None else None
+        prefix, name = state.router.match(digits)
+        route = state.routes.get(name) if name is not None else None
         if route is None:
             return LookupOutcome(digits, LookupStatus.NO_ROUTE, None, None, op, (),
-                                 self._now() - t0, match.reason())
+                                 self._now() - t0, state.router.route_for(digits).reason())
         stats = route.stats
         stats.lookups += 1
         stats.in_flight += 1
         try:
-            outcome = await self._run_route(digits, op, match, route, t0)
+            outcome = await self._run_route(digits, op, prefix, route, t0)
         finally:
             stats.in_flight -= 1
         stats.record(outcome)
         return outcome
 
-    async def _run_route(self, digits: str, op: Operation | None, match: RouteMatch,
+    async def _run_route(self, digits: str, op: Operation | None, prefix: str | None,
                          route: _Route, t0: float) -> LookupOutcome:
         sec = route.section
         deadline = t0 + sec.timeout
 
         def done(status: LookupStatus, attempts: list[MethodOutcome], detail: str = ""
                  ) -> LookupOutcome:
-            return LookupOutcome(digits, status, sec.name, match.prefix, op, tuple(attempts),
+            return LookupOutcome(digits, status, sec.name, prefix, op, tuple(attempts),
                                  self._now() - t0, detail)
 
         methods = list(zip(route.methods, route.breakers))

@@ -30,11 +30,11 @@ import time
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
-__all__ = ["bind_request", "clear_request", "enabled", "flush", "get_logger", "scrub",
-           "set_level",
-           "setup_logging"]
+__all__ = ["bind_request", "clear_request", "enabled", "flush", "get_logger", "log_event",
+           "scrub", "set_level", "setup_logging"]
 
 _DIGITS = re.compile(r"(?<![0-9A-Za-z_])\+?\d{7,}(?![0-9A-Za-z_])")
 # fields that are numbers of ours: times, durations, counts are no phone numbers
@@ -138,9 +138,16 @@ def _finish(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> dict[s
 _console = structlog.dev.ConsoleRenderer(colors=False)
 
 
+def _json_line(event: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # what orjson refuses (an integer beyond 64 bits): the slow way
+        return json.dumps(event, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
 def _render(logger: Any, name: str, event: dict[str, Any]) -> str:
     if _Settings.json:
-        return json.dumps(event, separators=(",", ":"), default=str, ensure_ascii=False)
+        return _json_line(event)
     return _console(logger, name, event)
 
 
@@ -269,6 +276,30 @@ def set_level(level: str) -> None:
 def enabled(level: int) -> bool:
     """Whether a line of ``level`` would be written (skip building one that would not)."""
     return level >= _Settings.level
+
+
+def log_event(name: str, level: str, event: str, fields: dict[str, Any]) -> None:
+    """``get_logger(name).<level>(event, **fields)`` for the request path: the same line
+    (``ts``, ``level``, ``logger``, ``event``, then ``fields`` in order, then what
+    :func:`bind_request` bound; every value scrubbed but :data:`_KEEP`'s) in the JSON
+    format without structlog's processor chain, a third of its cost. ``fields`` must not
+    use the names of the first four keys or start with ``_``. The console format goes
+    through structlog."""
+    if _LEVELS.get(level, logging.INFO) < _Settings.level:
+        return
+    if not _Settings.json:
+        getattr(get_logger(name), level)(event, **fields)
+        return
+    line: dict[str, Any] = {"ts": round(time.time(), 3), "level": level,
+                            "logger": _scrub_value(name), "event": _scrub_value(event)}
+    for key, value in fields.items():
+        line[key] = value if key in _KEEP else _scrub_value(value)
+    bound = _CONTEXT.get()
+    if bound:
+        for key, value in bound.items():
+            if key not in line:
+                line[key] = value if key in _KEEP else _scrub_value(value)
+    _OUT.write(_json_line(line) + "\n")
 
 
 def get_logger(name: str) -> Any:

@@ -144,10 +144,13 @@ class MapMethod:
     def _outcome(self, status: MethodStatus, detail: str, started: float,
                  out: MapOutcome | None = None, retryable: bool | None = None,
                  timed_out: bool = False) -> MethodOutcome:
-        o = MethodOutcome(self.index, self.kind, self.label, status, True, detail,
-                          _now() - started, out, timed_out=timed_out)
-        r = self.retryable(o) if retryable is None else retryable
-        return o if r else dataclasses.replace(o, retryable=False)
+        latency = _now() - started
+        if retryable is None:  # a result is final; else as retryable() says
+            retryable = False if type(out) is MapResult else self.retryable(
+                MethodOutcome(self.index, self.kind, self.label, status, True, detail,
+                              latency, out, timed_out=timed_out))
+        return MethodOutcome(self.index, self.kind, self.label, status, retryable, detail,
+                             latency, out, timed_out=timed_out)
 
     async def run(self, number: str, deadline: float) -> MethodOutcome:
         started = _now()

@@ -144,6 +144,9 @@ def parse_number(text: str) -> Number:
 
 
 def _parse(text: str) -> Number | InvalidNumber:
+    fast = _parse_e164(text)
+    if fast is not None:
+        return fast
     raw = text.strip().lstrip("(").strip()
     if len(raw) > MAX_INPUT:
         return InvalidNumber(text, "too-long", f"{_quote(text)} is longer than "
@@ -178,6 +181,72 @@ def _parse(text: str) -> Number | InvalidNumber:
     return Number(e164, parsed.country_code, nsn, region, number_type_name(ntype), valid)
 
 
+def _parse_e164(text: str) -> Number | None:
+    """The fast path of :func:`_parse` for plain E.164 digits (``447555100001`` or
+    ``+447555100001``, nothing else): what phonenumbers' parser would conclude, without its
+    text handling, for the numbers where it provably does nothing but split off the country
+    code. None (the caller asks phonenumbers) for anything else: separators, an IDD prefix,
+    a calling code unknown or non-geographic, a national number starting with 0 or with
+    something its region's national prefix pattern matches, fewer than 4 or more than 15
+    digits."""
+    digits = text[1:] if text[:1] == "+" else text
+    n = len(digits)
+    if n < 4 or n > 15 or not digits.isdigit() or not digits.isascii() or digits[0] == "0":
+        return None
+    for size in (1, 2, 3):  # phonenumbers' _extract_country_code: the shortest known code
+        cc = int(digits[:size])
+        regions = _REGIONS.get(cc)
+        if regions is not None:
+            break
+    else:
+        return None
+    nsn = digits[size:]
+    plan = _plan_of_code(cc, regions)
+    if plan is None or len(nsn) < 2 or nsn[0] == "0" or (plan.national_prefix is not None
+                                         and plan.national_prefix.match(nsn)):
+        return None
+    parsed = phonenumbers.PhoneNumber(country_code=cc, national_number=int(nsn))
+    result = phonenumbers.is_possible_number_with_reason(parsed)
+    if result != ValidationResult.IS_POSSIBLE:
+        return InvalidNumber(text, _VALIDATION_REASONS.get(result, "invalid-length"))
+    region, ntype = _classify(parsed, nsn)
+    valid = ntype != PhoneNumberType.UNKNOWN
+    if not valid or region in (None, "ZZ", "001"):
+        region = plan.main_region
+    return Number(digits, cc, nsn, region, number_type_name(ntype), valid)
+
+
+class _CodePlan:
+    """What the E.164 fast path needs of a calling code, computed once: its main region and
+    that region's national prefix pattern (the parser strips what it matches)."""
+
+    __slots__ = ("main_region", "national_prefix")
+
+    def __init__(self, main_region: str, national_prefix: re.Pattern[str] | None) -> None:
+        self.main_region = main_region
+        self.national_prefix = national_prefix
+
+
+_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+_CODE_PLANS: dict[int, _CodePlan | None] = {}
+
+
+def _plan_of_code(cc: int, regions: tuple[str, ...]) -> _CodePlan | None:
+    try:
+        return _CODE_PLANS[cc]
+    except KeyError:
+        pass
+    plan = None
+    main = phonenumbers.region_code_for_country_code(cc)
+    if main not in ("ZZ", "001") and "001" not in regions:
+        meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, main)
+        if meta is not None:
+            npp = meta.national_prefix_for_parsing
+            plan = _CodePlan(main, re.compile(npp) if npp else None)
+    _CODE_PLANS[cc] = plan
+    return plan
+
+
 def _classify_public(parsed: phonenumbers.PhoneNumber, nsn: str) -> tuple[str | None, int]:
     """(region, type) through phonenumbers' public API: what :func:`_classify` computes."""
     if not phonenumbers.is_valid_number(parsed):
@@ -185,9 +254,82 @@ def _classify_public(parsed: phonenumbers.PhoneNumber, nsn: str) -> tuple[str | 
     return phonenumbers.region_code_for_number(parsed), phonenumbers.number_type(parsed)
 
 
+#: phonenumbers' type tests after the general description, in its order
+_TYPE_DESCS = (
+    ("premium_rate", PhoneNumberType.PREMIUM_RATE), ("toll_free", PhoneNumberType.TOLL_FREE),
+    ("shared_cost", PhoneNumberType.SHARED_COST), ("voip", PhoneNumberType.VOIP),
+    ("personal_number", PhoneNumberType.PERSONAL_NUMBER), ("pager", PhoneNumberType.PAGER),
+    ("uan", PhoneNumberType.UAN), ("voicemail", PhoneNumberType.VOICEMAIL),
+    ("fixed_line", PhoneNumberType.FIXED_LINE), ("mobile", PhoneNumberType.MOBILE),
+)
+
+
+def _desc_test(desc: object, length: int) -> re.Pattern[str] | None:
+    """The pattern phonenumbers' ``_is_number_matching_desc`` matches a national number of
+    ``length`` digits against, or None when it answers False without matching."""
+    if desc is None:
+        return None
+    lengths = desc.possible_length  # type: ignore[attr-defined]
+    pattern = desc.national_number_pattern  # type: ignore[attr-defined]
+    if (lengths and length not in lengths) or not pattern:
+        return None
+    return re.compile(pattern)
+
+
+class _TypePlan:
+    """phonenumbers' ``_number_type_helper`` for one region and one national number
+    length, computed once: the general description's pattern, then the type patterns that
+    can match numbers of that length joined into one alternation in phonenumbers' order (a
+    full match of the alternation is the first type that fully matches, as when they are
+    tried one by one), and the mobile pattern for a fixed-line match."""
+
+    __slots__ = ("general", "types", "kinds", "fixed_or_mobile", "mobile")
+
+    def __init__(self, meta: object, length: int) -> None:
+        self.general = _desc_test(meta.general_desc, length)  # type: ignore[attr-defined]
+        same = bool(meta.same_mobile_and_fixed_line_pattern)  # type: ignore[attr-defined]
+        parts = []
+        kinds = []
+        for name, kind in _TYPE_DESCS:
+            if kind == PhoneNumberType.MOBILE and same:
+                continue  # phonenumbers tests mobile alone only when its pattern differs
+            test = _desc_test(getattr(meta, name), length)
+            if test is not None:
+                parts.append(f"(?P<t{len(kinds)}>{test.pattern})")
+                kinds.append(kind)
+        self.types = re.compile("|".join(parts)) if parts else None
+        self.kinds = {f"t{i}": k for i, k in enumerate(kinds)}
+        self.fixed_or_mobile = same
+        self.mobile = _desc_test(meta.mobile, length)  # type: ignore[attr-defined]
+
+    def type_of(self, nsn: str) -> int:
+        if self.general is None or self.types is None or self.general.fullmatch(nsn) is None:
+            return PhoneNumberType.UNKNOWN
+        m = self.types.fullmatch(nsn)
+        if m is None:
+            return PhoneNumberType.UNKNOWN
+        kind = self.kinds[m.lastgroup]  # type: ignore[index]
+        if kind == PhoneNumberType.FIXED_LINE and (
+                self.fixed_or_mobile or (self.mobile is not None
+                                         and self.mobile.fullmatch(nsn) is not None)):
+            return PhoneNumberType.FIXED_LINE_OR_MOBILE
+        return kind
+
+
+_TYPE_PLANS: dict[tuple[int, int], _TypePlan] = {}
+
+
+def _type_of(nsn: str, meta: object) -> int:
+    """phonenumbers' ``_number_type_helper(nsn, meta)``, through :class:`_TypePlan`."""
+    key = (id(meta), len(nsn))
+    plan = _TYPE_PLANS.get(key)
+    if plan is None:
+        plan = _TYPE_PLANS[key] = _TypePlan(meta, len(nsn))
+    return plan.type_of(nsn)
+
+
 try:  # one pattern match per candidate region instead of four or five passes
     from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
-    from phonenumbers.phonenumberutil import _number_type_helper as _type_of
 
     def _classify(parsed: phonenumbers.PhoneNumber, nsn: str) -> tuple[str | None, int]:
         """(region, type) of a parsed number, as ``region_code_for_number`` and

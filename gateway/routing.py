@@ -152,9 +152,15 @@ class Router:
         return self._table.default
 
     def route_for(self, number: str) -> RouteMatch:
-        """The route of E.164 digits ``number`` (see :func:`normalize_number`)."""
+        """The route of E.164 digits ``number`` (see :func:`normalize_number`), with every
+        matching prefix (the explanation); :meth:`match` is the lookup path's."""
         prefix, route = self._table.match(number)
         return RouteMatch(number, route, prefix, tuple(self._table.candidates(number)))
+
+    def match(self, number: str) -> tuple[str | None, str | None]:
+        """(longest matching prefix, route) of E.164 digits ``number``; (None, the default
+        route) when no prefix matches: :meth:`route_for` without the candidates."""
+        return self._table.match(number)
 
     def prefixes_of(self, route: str) -> list[str]:
         return sorted(p for p, r in self._table.items() if r == route)

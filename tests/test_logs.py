@@ -85,3 +85,21 @@ def test_exceptions_are_logged_masked(stream) -> None:
         logging.getLogger("gateway.x").exception("failed")
     (doc,) = lines(stream)
     assert "ValueError: no answer for 44********01" in doc["exception"]
+
+
+def test_log_event_writes_the_line_structlog_writes(stream) -> None:
+    # the request path's shortcut: the same keys, order, values and masking
+    fields = {"method": "GET", "path": "/v1/hlr/{number}", "status": 200, "ms": 1.25,
+              "number": "44********01", "customer": "acme 447555100001"}
+    token = logs.bind_request(request_id="r-9")
+    try:
+        logs.get_logger("gateway.http").info("GET /v1/hlr/447555100001 200", **fields)
+        logs.log_event("gateway.http", "info", "GET /v1/hlr/447555100001 200", fields)
+        logs.log_event("gateway.http", "debug", "dropped", fields)
+    finally:
+        logs.clear_request(token)
+    via_structlog, direct = lines(stream)
+    assert abs(via_structlog.pop("ts") - direct.pop("ts")) < 1.0
+    assert list(via_structlog.items()) == list(direct.items())
+    assert direct["event"] == "GET /v1/hlr/44********01 200"
+    assert direct["customer"] == "acme 44********01" and direct["request_id"] == "r-9"

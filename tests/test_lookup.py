@@ -72,6 +72,43 @@ def test_refusals_are_memoised_and_raise_each_time() -> None:
     assert parse_number("+447555100001") is parse_number("+447555100001")
 
 
+def test_the_e164_fast_path_agrees_with_phonenumbers() -> None:
+    # plain digits skip phonenumbers' parser; whatever they conclude must be what it does
+    import random
+
+    import phonenumbers
+
+    from gateway import numbers
+
+    rng = random.Random(7)
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    texts = ["447555100001", "+447700900123", "+4475551000011", "+4407555100001",
+             "+12025550123", "+390612345678", "+79161234567", "+8613912345678", "+2123"]
+    for _ in range(3000):
+        digits = str(rng.choice(codes)) + "".join(rng.choice("0123456789")
+                                                  for _ in range(rng.randint(1, 13)))
+        texts.append(rng.choice(("", "+")) + digits)
+    fast = 0
+    for text in texts:
+        got = numbers._parse_e164(text)
+        if got is None:
+            continue
+        fast += 1
+        real = phonenumbers.parse("+" + text.lstrip("+"), None)
+        if isinstance(got, numbers.InvalidNumber):
+            assert phonenumbers.is_possible_number_with_reason(real) != \
+                phonenumbers.ValidationResult.IS_POSSIBLE, text
+            continue
+        assert got.e164 == phonenumbers.format_number(
+            real, phonenumbers.PhoneNumberFormat.E164)[1:], text
+        assert got.national == phonenumbers.national_significant_number(real), text
+        assert got.valid == phonenumbers.is_valid_number(real), text
+        if got.valid:
+            assert got.region == phonenumbers.region_code_for_number(real), text
+            assert got.type == numbers.number_type_name(phonenumbers.number_type(real)), text
+    assert fast > 1000
+
+
 def test_possible_but_unallocated_and_non_geographic() -> None:
     drama = parse_number("+447700900123")
     assert (drama.valid, drama.region, drama.type) == (False, "GB", "unknown")

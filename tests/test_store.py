@@ -183,6 +183,30 @@ async def test_port_history(store):
     assert [h.network for h in await store.port_history("4915")] == ["A", "B"]
 
 
+async def test_port_observations_of_one_group_commit(store):
+    # a group commit of distinct numbers takes multi-row statements: the same semantics
+    await store.observe_network("4911", "A", 10.0)
+    await store.observe_network("4922", "A", 10.0)
+    await store.observe_network("4933", "A", 50.0)
+    fresh = [(f"49{i:04d}", "C", 30.0 + i) for i in range(1000, 1300)]
+    await asyncio.gather(*(store.observe_network(n, net, at) for n, net, at in [
+        ("4911", "A", 20.0), ("4922", "B", 20.0), ("4933", "A", 40.0), *fresh]))
+
+    async def seen(number):
+        return [(h.network, h.first_seen, h.last_seen) for h in await store.port_history(number)]
+
+    assert await seen("4911") == [("A", 10.0, 20.0)]  # extended
+    assert await seen("4922") == [("A", 10.0, 10.0), ("B", 20.0, 20.0)]  # a port
+    assert await seen("4933") == [("A", 50.0, 50.0)]  # an older sighting changes nothing
+    for n, _, at in fresh[::37]:
+        assert await seen(n) == [("C", at, at)]
+    c = await customer(store)
+    await asyncio.gather(*(store.record_lookup(c.id, "hlr", n, "answered", "uk", network=net,
+                                               at=at) for n, net, at in fresh[:77]))
+    assert len(await store.lookups(customer_id=c.id, limit=1000)) == 77
+    assert await seen(fresh[5][0]) == [("C", fresh[5][2], fresh[5][2])]
+
+
 async def test_batch_job_lifecycle(store):
     c = await customer(store)
     job = Job(id="job1", customer_id=c.id, service="hlr", options={"x": 1},

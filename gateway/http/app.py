@@ -12,10 +12,11 @@
   503), ``GET /metrics`` (Prometheus: the engine's metrics and the API's; the admin token
   unless ``[admin] metrics_need_token = false``).
 
-Middleware, outermost first: :func:`request_context` (a request id from ``X-Request-ID``
-or a new one, echoed back and bound to every log line of the request; one access log line
-per request with the number masked; responses counted by status code), then the problem
-and authentication middleware of :mod:`gateway.http.auth`.
+One middleware, :func:`request_context`: a request id from ``X-Request-ID`` or a new one,
+echoed back and bound to every log line of the request; one access log line per request
+with the number masked; responses counted by status code; and within it what the problem
+and authentication middleware of :mod:`gateway.http.auth` do (:func:`~gateway.http.auth.
+install` adds those two to other applications), folded into the same layer.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from gateway import __version__
-from gateway.http.auth import customer_of, install, requires
+from gateway.http.auth import CUSTOMERS, LIMITER, admission, customer_of, requires
 from gateway.http.openapi import openapi_document
-from gateway.http.problems import ProblemError, ProblemType
-from gateway.logs import bind_request, clear_request, enabled, get_logger
+from gateway.http.problems import ProblemError, ProblemType, problem_response
+from gateway.logs import bind_request, clear_request, enabled, get_logger, log_event
 from gateway.lookup import LookupService, new_id
 from gateway.numbers import mask_number
 
@@ -53,14 +55,19 @@ _NUMBER_PARAMS = {
 MAX_AGE_LIMIT = 30 * 86400
 
 
-def _dumps(doc: Any) -> str:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+def _dumps(doc: Any) -> bytes:
+    """Compact UTF-8 JSON (orjson; the standard library's for what orjson refuses, such as
+    an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None
           ) -> web.Response:
-    return web.Response(text=_dumps(doc), status=status, content_type="application/json",
-                        headers=headers)
+    return web.Response(body=_dumps(doc), status=status, content_type="application/json",
+                        charset="utf-8", headers=headers)
 
 
 def _check_query(request: web.Request, allowed: set[str]) -> None:
@@ -88,25 +95,32 @@ class _Handlers:
 
     @requires("hlr")
     async def hlr(self, request: web.Request) -> web.Response:
-        _check_query(request, _NUMBER_PARAMS["hlr"])
-        operation = request.query.get("operation")
-        if operation is not None and operation not in ("sri_sm", "ati"):
-            raise ProblemError(400, ProblemType.BAD_REQUEST, "operation must be sri_sm or "
-                               f"ati, not {operation[:32]!r}", field="operation")
+        operation = max_age = None
+        if request.query_string:  # most lookups have no query: skip parsing one
+            _check_query(request, _NUMBER_PARAMS["hlr"])
+            operation = request.query.get("operation")
+            if operation is not None and operation not in ("sri_sm", "ati"):
+                raise ProblemError(400, ProblemType.BAD_REQUEST, "operation must be sri_sm "
+                                   f"or ati, not {operation[:32]!r}", field="operation")
+            max_age = _max_age(request)
         doc = await self.service.hlr(request.match_info["number"], customer_of(request),
-                                     max_age=_max_age(request), operation=operation)
+                                     max_age=max_age, operation=operation)
         return _json(doc)
 
     @requires("mnp")
     async def mnp(self, request: web.Request) -> web.Response:
-        _check_query(request, _NUMBER_PARAMS["mnp"])
+        max_age = None
+        if request.query_string:
+            _check_query(request, _NUMBER_PARAMS["mnp"])
+            max_age = _max_age(request)
         doc = await self.service.mnp(request.match_info["number"], customer_of(request),
-                                     max_age=_max_age(request))
+                                     max_age=max_age)
         return _json(doc)
 
     @requires("ranges")
     async def ranges(self, request: web.Request) -> web.Response:
-        _check_query(request, _NUMBER_PARAMS["ranges"])
+        if request.query_string:
+            _check_query(request, _NUMBER_PARAMS["ranges"])
         doc = await self.service.ranges(request.match_info["number"], customer_of(request))
         return _json(doc)
 
@@ -119,20 +133,39 @@ class _Handlers:
         return _json(doc)
 
 
-def request_context(metrics: Any) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """The outermost middleware (see the module docstring)."""
+def request_context(metrics: Any, customers: Any = None, limiter: Any = None
+                    ) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The application's one middleware (see the module docstring): the request context,
+    and with ``customers`` and ``limiter`` the problem and authentication middleware of
+    :mod:`gateway.http.auth` folded in (one layer instead of three on every request)."""
     counters: dict[int, Any] = {}
+    admit = admission(customers, limiter) if customers is not None else None
+
+    async def answer(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            customer = await admit(request)  # type: ignore[misc]
+            if customer is None:
+                return await handler(request)
+            try:
+                return await handler(request)
+            finally:
+                limiter.release(customer)
+        except Exception as exc:
+            return problem_response(request, exc)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        given = request.headers.get("X-Request-ID", "")
+        given = request.headers.get("X-Request-ID")
         rid = given if given and _REQUEST_ID.fullmatch(given) else new_id()
         token = bind_request(request_id=rid)
         t0 = time.perf_counter()
         status = 500
         try:
             try:
-                response = await handler(request)
+                if admit is not None:
+                    response = await answer(request, handler)
+                else:
+                    response = await handler(request)
             except web.HTTPException as exc:  # left to aiohttp (not /v1/): still counted
                 exc.headers["X-Request-ID"] = rid
                 status = exc.status
@@ -160,13 +193,14 @@ def _access(request: web.Request, status: int, seconds: float) -> None:
                               "ms": round(seconds * 1000, 2)}
     number = info.get("number")
     if number is not None:
-        fields["number"] = mask_number("".join(c for c in number if c.isdigit()) or "?")
+        digits = number if number.isdigit() else "".join(c for c in number if c.isdigit())
+        fields["number"] = mask_number(digits or "?")
     if request.path.startswith("/v1/"):
         try:
             fields["customer"] = customer_of(request).name
         except ProblemError:  # refused before it was authenticated
             pass
-    access_log.info(f"{request.method} {path} {status}", **fields)
+    log_event("gateway.http", "info", f"{request.method} {path} {status}", fields)
 
 
 def _masked_path(request: web.Request) -> str:
@@ -195,9 +229,10 @@ def build_app(service: LookupService, customers: Any, limiter: Any, *,
     gives the token it needs (None: none needed)."""
     registries = metrics_registries if metrics_registries is not None else (
         service.metrics.registry,)
-    app = web.Application(middlewares=[request_context(service.metrics)],
+    app = web.Application(middlewares=[request_context(service.metrics, customers, limiter)],
                           client_max_size=max(client_max_size, 17 << 20))
-    install(app, customers, limiter)
+    app[CUSTOMERS] = customers  # what install() keeps; its middleware is folded in above
+    app[LIMITER] = limiter
     app[API] = service
     app[_OPENAPI] = openapi_document()
     h = _Handlers(service)

@@ -39,8 +39,8 @@ from gateway.store import Customer
 from .problems import ProblemError, ProblemType, problems_middleware
 
 __all__ = [
-    "CUSTOMERS", "LIMITER", "auth_middleware", "customer_of", "ensure_entitled", "install",
-    "requires",
+    "CUSTOMERS", "LIMITER", "admission", "auth_middleware", "customer_of", "ensure_entitled",
+    "install", "requires",
 ]
 
 log = logging.getLogger(__name__)
@@ -116,14 +116,35 @@ def auth_middleware(customers: Customers, limiter: Limiter, *,
                     public: Iterable[str] = ()) -> Callable[..., Awaitable[web.StreamResponse]]:
     """The middleware (see the module docstring). ``protected``: path prefixes that need a
     key; ``public``: exact paths under them that do not."""
-    prefixes = tuple(protected)
-    open_paths = frozenset(public)
+    admit = admission(customers, limiter, protected=protected, public=public)
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        customer = await admit(request)
+        if customer is None:
+            return await handler(request)
+        try:
+            return await handler(request)
+        finally:
+            limiter.release(customer)
+
+    return authenticate
+
+
+def admission(customers: Customers, limiter: Limiter, *,
+              protected: Iterable[str] = ("/v1/",), public: Iterable[str] = ()
+              ) -> Callable[[web.Request], Awaitable[Customer | None]]:
+    """What :func:`auth_middleware` does before the handler, for a middleware of its own:
+    ``await admit(request)`` raises the 401, 403 or 429 :class:`ProblemError`, or answers
+    the customer it admitted (``limiter.release(customer)`` once the request is answered),
+    or None for a request that needs no key."""
+    prefixes = tuple(protected)
+    open_paths = frozenset(public)
+
+    async def admit(request: web.Request) -> Customer | None:
         path = request.path
         if not path.startswith(prefixes) or path in open_paths:
-            return await handler(request)
+            return None
         key = _key_of(request)
         if key is None:
             raise _unauthenticated("send your API key as 'Authorization: Bearer KEY' or "
@@ -137,25 +158,22 @@ def auth_middleware(customers: Customers, limiter: Limiter, *,
         service = getattr(request.match_info.handler, _SERVICE_ATTR, None)
         if service is not None and not customer.entitled(service):
             raise not_entitled(customer, service)
-        admission = limiter.admit(customer)
-        if not admission.admitted:
-            retry = admission.retry_after_header
-            if admission.limit == "inflight":
+        verdict = limiter.admit(customer)
+        if not verdict.admitted:
+            retry = verdict.retry_after_header
+            if verdict.limit == "inflight":
                 detail = (f"{customer.inflight} requests already in progress for "
                           f"{customer.name!r}: wait for one to finish")
             else:
                 detail = (f"more than {customer.rate:g} requests a second (burst "
                           f"{customer.burst}) for {customer.name!r}")
             raise ProblemError(429, ProblemType.RATE_LIMITED, detail,
-                               headers={"Retry-After": retry}, limit=admission.limit,
+                               headers={"Retry-After": retry}, limit=verdict.limit,
                                retry_after=int(retry))
         request[_CUSTOMER] = customer
-        try:
-            return await handler(request)
-        finally:
-            limiter.release(customer)
+        return customer
 
-    return authenticate
+    return admit
 
 
 def install(app: web.Application, customers: Customers, limiter: Limiter, *,

@@ -26,7 +26,8 @@ from aiohttp import web
 
 __all__ = [
     "PROBLEM_BASE", "PROBLEM_CONTENT_TYPE", "PROBLEM_TYPES", "ProblemError", "ProblemType",
-    "check_number", "invalid_number", "problem", "problems_middleware", "type_uri",
+    "check_number", "invalid_number", "problem", "problem_response", "problems_middleware",
+    "type_uri",
 ]
 
 log = logging.getLogger(__name__)
@@ -152,21 +153,28 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     """The outermost middleware of the lookup API (see the module docstring)."""
     try:
         return await handler(request)
-    except ProblemError as exc:
+    except Exception as exc:
+        return problem_response(request, exc)
+
+
+def problem_response(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """What :func:`problems_middleware` answers for ``exc`` raised while answering
+    ``request``; re-raises an HTTP exception below 400 (a redirect) for aiohttp."""
+    if isinstance(exc, ProblemError):
         return exc.response()
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         type_ = _BY_STATUS.get(exc.status, ProblemType.INTERNAL if exc.status >= 500
                                else ProblemType.BAD_REQUEST)
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",
                                                                            "retry-after")}
         detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else None
         return problem(exc.status, type_, detail=detail or exc.reason, headers=headers)
-    except Exception:
-        log.exception("unexpected error answering %s %s", request.method, request.path)
-        return problem(500, ProblemType.INTERNAL, detail="the gateway could not answer; "
-                       "the error is logged")
+    log.error("unexpected error answering %s %s", request.method, request.path,
+              exc_info=exc)
+    return problem(500, ProblemType.INTERNAL, detail="the gateway could not answer; "
+                   "the error is logged")
 
 
 # --------------------------------------------------------------------------- numbers

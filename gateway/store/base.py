@@ -254,12 +254,66 @@ _LOOKUP_INSERT = ("INSERT INTO lookups (customer_id, service, number, outcome, r
 def _port_ops(observations: Sequence[tuple[str, str, float]]) -> list[Op]:
     """Extend each number's latest observation when the network is the same, then start a
     new one where it differs (updates first, then inserts: within one batch a number seen
-    on A then B still ends with B as its latest network)."""
+    on A then B still ends with B as its latest network). A batch whose numbers are all
+    different (the usual case) takes a few multi-row statements (:func:`_port_ops_multi`);
+    one with a number seen twice takes a statement per observation, in order."""
     if not observations:
         return []
+    if len({n for n, _, _ in observations}) == len(observations):
+        return _port_ops_multi(observations)
     return [Op(_PORT_UPDATE, [(at, at, n, net) for n, net, at in observations], many=True),
             Op(_PORT_INSERT, [(n, net, at, at, n, net) for n, net, at in observations],
                many=True)]
+
+
+#: most rows of one multi-row statement: the audit insert (7 parameters a row), and the
+#: port observations, whose statements look each row up in the others (quadratic)
+_MULTI_MAX = 256
+_PORT_MULTI_MAX = 64
+_PORT_VALUES = "(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION))"
+_LOOKUP_VALUES = "(?, ?, ?, ?, ?, ?, ?)"
+
+
+def _chunks(rows: Sequence[Any], most: int) -> Iterable[Sequence[Any]]:
+    """``rows`` in chunks of ``most``, then of decreasing powers of two: few distinct
+    statement texts (each engine caches prepared statements by text)."""
+    i, n = 0, len(rows)
+    size = most
+    while i < n:
+        while size > n - i:
+            size //= 2
+        yield rows[i:i + size]
+        i += size
+
+
+def _lookup_ops(lookups: Sequence[tuple[Any, ...]]) -> list[Op]:
+    """The audit rows as multi-row INSERTs (one statement step, one parameter binding and,
+    in SQLite, one release of the GIL per chunk instead of per row)."""
+    head = _LOOKUP_INSERT.split(" VALUES ", 1)[0]
+    return [Op(f"{head} VALUES {', '.join([_LOOKUP_VALUES] * len(chunk))}",
+               [x for row in chunk for x in row]) for chunk in _chunks(lookups, _MULTI_MAX)]
+
+
+def _port_ops_multi(observations: Sequence[tuple[str, str, float]]) -> list[Op]:
+    """:func:`_port_ops` for distinct numbers, a chunk of observations per statement."""
+    ops = []
+    for chunk in _chunks(observations, _PORT_MULTI_MAX):
+        rows = ", ".join([_PORT_VALUES] * len(chunk))
+        values = f"WITH v (number, network, at) AS (VALUES {rows}) "
+        args = [x for row in chunk for x in row]
+        ops.append(Op(
+            values + "UPDATE port_observations SET last_seen = (SELECT v.at FROM v WHERE "
+            "v.number = port_observations.number) WHERE number IN (SELECT number FROM v) "
+            "AND id = (SELECT MAX(p.id) FROM port_observations p WHERE p.number = "
+            "port_observations.number) AND EXISTS (SELECT 1 FROM v WHERE v.number = "
+            "port_observations.number AND v.network = port_observations.network AND v.at > "
+            "port_observations.last_seen)", args))
+        ops.append(Op(
+            values + "INSERT INTO port_observations (number, network, first_seen, last_seen) "
+            "SELECT v.number, v.network, v.at, v.at FROM v WHERE NOT EXISTS (SELECT 1 FROM "
+            "port_observations p WHERE p.id = (SELECT MAX(id) FROM port_observations WHERE "
+            "number = v.number) AND p.network = v.network)", args))
+    return ops
 
 
 def _customer(row: Mapping[str, Any]) -> Customer:
@@ -537,7 +591,8 @@ class Store(ABC):
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush_loop())
         if entry.future is not None:
-            await asyncio.shield(entry.future)  # a cancelled caller's row is still written
+            # a cancelled caller cancels its future only: the row is queued and still written
+            await entry.future
 
     async def _flush_loop(self) -> None:
         while self._queue:
@@ -545,9 +600,7 @@ class Store(ABC):
             del self._queue[:GROUP_COMMIT_MAX]
             lookups = [e.lookup for e in batch if e.lookup is not None]
             observations = [e.observation for e in batch if e.observation is not None]
-            ops = _port_ops(observations)
-            if lookups:
-                ops.insert(0, Op(_LOOKUP_INSERT, lookups, many=True))
+            ops = _lookup_ops(lookups) + _port_ops(observations)
             try:
                 await self._run(ops)
             except Exception as exc:
