@@ -531,6 +531,17 @@ class Asp:
             protocol_data=protocol_data))))
         self.messages_sent += 1
 
+    def send_payload(self, opc: int, dpc: int, si: int, ni: int, mp: int, sls: int,
+                     payload: bytes, now: float) -> None:
+        """:meth:`send_data` from the Protocol Data's fields, without building the
+        :class:`~protocols.m3ua.ProtocolData` (the same message, the same errors)."""
+        if self.state is not AspState.ACTIVE or self._stopping or self._closed:
+            self.send_data(ProtocolData(opc, dpc, si, ni, mp, sls, payload), now)  # raises
+            return
+        self._out.append((self._data_stream, m3ua.encode_data(
+            self._tx_rc, self._na, opc, dpc, si, ni, mp, sls, payload)))
+        self.messages_sent += 1
+
     def audit_destinations(self, point_codes: Iterable[PointCode | int], now: float) -> None:
         """Send DAUD for ``point_codes`` (RFC 4666 §4.5.3); the SGP answers DAVA/DUNA/DRST."""
         if self.state is AspState.DOWN or self._closed:

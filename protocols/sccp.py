@@ -61,6 +61,9 @@ __all__ = [
     "decode",
     "encode",
     "encode_unitdata",
+    "encode_unitdata_lv",
+    "unitdata_payload",
+    "unitdata_split",
 ]
 
 _L = Layer.SCCP
@@ -831,6 +834,110 @@ def _decode_udt(buf: bytes, n: int) -> Unitdata:
     return Unitdata(called, calling, data, b & 1, b >= 0x80)
 
 
+# the last octet of an odd count of BCD digits (F filler)
+_BCD_ODD_LAST = frozenset(0xF0 | lo for lo in range(10))
+# octet -> b"0" when it holds two BCD digits 0-9, b"x" otherwise: ``raw.translate(_BCD_OK)
+# .isdigit()`` says whether every octet of raw does (False for no octet at all)
+_BCD_OK = bytes(0x30 if (b >> 4) < 10 and (b & 0x0F) < 10 else 0x78 for b in range(256))
+
+
+def _address_ok(lv: bytes) -> bool:
+    """True when ``lv`` (length octet, then the address) holds an address of the form
+    :func:`_decode_address_raw` reads on its hot path (GTI 4 with SSN, BCD digits 0-9, F
+    filler), which therefore decodes; False says nothing (the decoder decides)."""
+    if len(lv) < 7:
+        return False
+    ai = lv[1]
+    es = lv[4] & 0x0F
+    if (ai != 0x12 and ai != 0x52) or lv[5] >= 0x80:
+        return False
+    if es == 2:
+        return lv[6:].translate(_BCD_OK).isdigit()
+    return es == 1 and lv[-1] in _BCD_ODD_LAST and (len(lv) == 7
+                                                   or lv[6:-1].translate(_BCD_OK).isdigit())
+
+
+def unitdata_payload(buf: bytes) -> bytes | None:
+    """The data of ``buf`` when it is a UDT that :func:`decode` reads (pointers, lengths and
+    protocol class checked as it checks them) with both addresses of the inter-PLMN form
+    (GTI 4 with SSN, BCD digits), without building the message or its addresses: a receiver
+    that only needs the TCAP inside. None for anything else, well-formed or not (then
+    :func:`decode` reads it, and names any fault)."""
+    n = len(buf)  # (unitdata_split, without building the addresses' slices)
+    if n < 5 or buf[0] != 0x09 or buf[1] & 0x7E or type(buf) is not bytes:
+        return None
+    a = 2 + buf[2]
+    c = 3 + buf[3]
+    d = 4 + buf[4]
+    if a > 2 and c > 3 and d > 4 and a < n and c < n and d < n:
+        a_end = a + 1 + buf[a]
+        c_end = c + 1 + buf[c]
+        d_end = d + 1 + buf[d]
+        if a_end <= n and c_end <= n and d + 1 < d_end <= n and a_end - a > 6 < c_end - c:
+            ai = buf[a + 1]
+            ci = buf[c + 1]
+            if ((ai == 0x12 or ai == 0x52) and (ci == 0x12 or ci == 0x52)
+                    and buf[a + 5] < 0x80 and buf[c + 5] < 0x80):
+                es = buf[a + 4] & 0x0F
+                if es == 2:
+                    ok = buf[a + 6:a_end].translate(_BCD_OK).isdigit()
+                else:
+                    ok = (es == 1 and buf[a_end - 1] in _BCD_ODD_LAST
+                          and (a_end - a == 7
+                               or buf[a + 6:a_end - 1].translate(_BCD_OK).isdigit()))
+                if ok:
+                    es = buf[c + 4] & 0x0F
+                    if es == 2:
+                        ok = buf[c + 6:c_end].translate(_BCD_OK).isdigit()
+                    else:
+                        ok = (es == 1 and buf[c_end - 1] in _BCD_ODD_LAST
+                              and (c_end - c == 7
+                                   or buf[c + 6:c_end - 1].translate(_BCD_OK).isdigit()))
+                    if ok:
+                        return buf[d + 1:d_end]
+    return None
+
+
+def unitdata_split(buf: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """:func:`unitdata_payload`, with the called and calling addresses as they stand in the
+    UDT (length octet first, as :func:`encode_unitdata_lv` takes them): ``(called,
+    calling, data)``, or None."""
+    n = len(buf)
+    if n < 5 or buf[0] != 0x09 or buf[1] & 0x7E or type(buf) is not bytes:
+        return None
+    a = 2 + buf[2]
+    c = 3 + buf[3]
+    d = 4 + buf[4]
+    if a > 2 and c > 3 and d > 4 and a < n and c < n and d < n:
+        a_end = a + 1 + buf[a]
+        c_end = c + 1 + buf[c]
+        d_end = d + 1 + buf[d]
+        if a_end <= n and c_end <= n and d + 1 < d_end <= n and a_end - a > 6 < c_end - c:
+            # _address_ok of both, inline
+            ai = buf[a + 1]
+            ci = buf[c + 1]
+            if ((ai == 0x12 or ai == 0x52) and (ci == 0x12 or ci == 0x52)
+                    and buf[a + 5] < 0x80 and buf[c + 5] < 0x80):
+                es = buf[a + 4] & 0x0F
+                if es == 2:
+                    ok = buf[a + 6:a_end].translate(_BCD_OK).isdigit()
+                else:
+                    ok = (es == 1 and buf[a_end - 1] in _BCD_ODD_LAST
+                          and (a_end - a == 7
+                               or buf[a + 6:a_end - 1].translate(_BCD_OK).isdigit()))
+                if ok:
+                    es = buf[c + 4] & 0x0F
+                    if es == 2:
+                        ok = buf[c + 6:c_end].translate(_BCD_OK).isdigit()
+                    else:
+                        ok = (es == 1 and buf[c_end - 1] in _BCD_ODD_LAST
+                              and (c_end - c == 7
+                                   or buf[c + 6:c_end - 1].translate(_BCD_OK).isdigit()))
+                    if ok:
+                        return buf[a:a_end], buf[c:c_end], buf[d + 1:d_end]
+    return None
+
+
 def _decode_udts(buf: bytes, n: int) -> UnitdataService:
     if n < 5:
         raise _err("UDTS", n, f"message of {n} octets is shorter than the fixed part")
@@ -946,10 +1053,24 @@ def encode_unitdata(called: SccpAddress, calling: SccpAddress, data: bytes,
     bytes, and the same errors, as ``encode(Unitdata(called, calling, data, protocol_class,
     return_on_error))``, which calls it."""
     try:
+        return encode_unitdata_lv(called._lv, calling._lv, data, protocol_class,
+                                  return_on_error)
+    except CodecError:
+        raise
+    except Exception as exc:  # e.g. not an address
+        raise _err("message", 0, f"unencodable: {exc!r}") from None
+
+
+def encode_unitdata_lv(called: bytes, calling: bytes, data: bytes, protocol_class: int = 0,
+                       return_on_error: bool = False) -> bytes:
+    """:func:`encode_unitdata` from the addresses' encodings, length octet first (as a UDT
+    holds them, and as :func:`unitdata_split` gives them): an answer sent back the way its
+    request came, with the two addresses swapped, needs neither decoded."""
+    try:
         if protocol_class != 0 and protocol_class != 1:
             raise _err("protocol class", 1, f"class {protocol_class!r} is not 0 or 1")
-        a = called._lv
-        b = calling._lv
+        a = called
+        b = calling
         la = len(a)
         p3 = 1 + la + len(b)
         if p3 > 255:

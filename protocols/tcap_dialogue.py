@@ -74,6 +74,7 @@ from .tcap import (
     TAG_CONTINUE,
     TAG_DTID,
     TAG_END,
+    TAG_INVOKE,
     TAG_OTID,
     TAG_UNIDIRECTIONAL,
     Abort,
@@ -90,12 +91,15 @@ from .tcap import (
     End,
     Message,
     PAbortCause,
+    ReturnResultLast,
     ServiceUserDiagnostic,
     Unidirectional,
     _decode_general,
     _decode_simple,
     _encode_simple,
+    _read_simple,
     encode,
+    encode_end_result,
 )
 
 TID_OCTETS = 4
@@ -352,6 +356,25 @@ class TransactionManager:
         self.counters.begun += 1
         return d, data
 
+    def open(self, application_context: tuple[int, ...] | None, now: float,
+             timeout: float | None = None, context: object = None) -> Dialogue:
+        """Open a dialogue whose Begin the caller writes itself, with the handle's ``otid``
+        (a sender with the rest of its Begin encoded in advance): :meth:`begin` without the
+        encoding. ``application_context`` is the one its AARQ proposes (None without a
+        dialogue portion). Raises :class:`TooManyDialogues` when ``max_dialogues`` are
+        open."""
+        in_use = self._open
+        if len(in_use) >= self.max_dialogues:
+            self.counters.resource_limited += 1
+            raise TooManyDialogues(
+                f"{len(in_use)} TCAP dialogues open, the bound is {self.max_dialogues}")
+        otid = self._allocate()
+        d = Dialogue(otid, _INIT_SENT, True, None, None, application_context, context)
+        in_use[otid] = d
+        self._arm(d, now + (self.invoke_timeout if timeout is None else timeout))
+        self.counters.begun += 1
+        return d
+
     def continue_(self, dialogue: Dialogue, pdu: DialoguePdu | None,
                   components: Sequence[Component], now: float,
                   timeout: float | None = None) -> bytes:
@@ -391,6 +414,19 @@ class TransactionManager:
             data = _encode_simple(TAG_END, dialogue.peer_tid, pdu, components)
             if data is None:
                 data = encode(End(dialogue.peer_tid, pdu, components))
+        self._release(dialogue)
+        self.counters.ended += 1
+        return data
+
+    def end_result(self, dialogue: Dialogue, pdu: DialoguePdu | None, invoke_id: int,
+                   opcode: int, parameter: bytes | None, now: float) -> bytes:
+        """:meth:`end` with one ReturnResultLast (``invoke_id``, ``opcode``, ``parameter``),
+        written without building the component: the same End, the same errors."""
+        state = dialogue.state
+        if state is _IDLE or state is _INIT_SENT:
+            return self.end(dialogue, pdu, [ReturnResultLast(invoke_id, opcode, parameter)],
+                            now)  # raises
+        data = encode_end_result(dialogue.peer_tid, pdu, invoke_id, opcode, parameter)
         self._release(dialogue)
         self.counters.ended += 1
         return data
@@ -525,6 +561,67 @@ class TransactionManager:
         if t is Begin:
             return self._begin_received(msg, now)
         return [UnidirectionalReceived(msg)], []
+
+    def receive_result(self, data: bytes, now: float
+                       ) -> tuple[Dialogue, int, int, bytes] | None:
+        """The originating side's hot path of :meth:`receive`: when ``data`` is an End for an
+        open dialogue holding one ReturnResultLast with a result (the shapes
+        :func:`~protocols.tcap._decode_simple` reads), the dialogue is closed as
+        :meth:`receive` closes it and ``(dialogue, invoke id, operation code, parameter)``
+        is returned, without building the message and its event. None for anything else
+        (nothing done): :meth:`receive` then takes it."""
+        r = _read_simple(data) if type(data) is bytes else None
+        if r is None or r[0] != TAG_END or r[6] is None or r[3] == TAG_INVOKE:
+            return None
+        d = self._open.pop(r[1], None)
+        if d is None:
+            return None
+        d.state = _IDLE  # (_release)
+        d.deadline = None
+        d.timer_seq = -1
+        self.counters.ended += 1
+        return d, r[4], r[5], r[6]
+
+    def read_invoke(self, data: bytes) -> tuple | None:
+        """The responding side's hot path, first half: when ``data`` is a Begin holding one
+        Invoke (the shapes :func:`~protocols.tcap._decode_simple` reads) that :meth:`receive`
+        would open a dialogue for, its fields ``(tag, otid, dialogue PDU, component tag,
+        invoke id, operation code, parameter)``; nothing is opened yet. The user then
+        either answers at once with :meth:`end_at_once` (the dialogue opens and closes in
+        one step, as far as anyone can tell) or opens it with :meth:`accept`. None for
+        anything else, a Begin that would be refused included: :meth:`receive` takes it."""
+        r = _read_simple(data) if type(data) is bytes else None
+        if r is None or r[0] != TAG_BEGIN or r[3] != TAG_INVOKE:
+            return None
+        pdu = r[2]
+        if pdu is not None and type(pdu) is not DialogueRequest:
+            return None
+        if len(self._open) >= self.max_dialogues:
+            return None
+        return r
+
+    def accept(self, begin: tuple, now: float) -> Dialogue:
+        """Open the dialogue of a Begin read by :meth:`read_invoke`, as :meth:`receive` opens
+        it (state *initiation received*, a local id, the invocation timer)."""
+        pdu = begin[2]
+        otid = self._allocate()
+        d = Dialogue(otid, _INIT_RECEIVED, False, None, begin[1],
+                     None if pdu is None else pdu.application_context)
+        self._open[otid] = d
+        self._arm(d, now + self.invoke_timeout)
+        self.counters.begins_received += 1
+        return d
+
+    def end_at_once(self, begin: tuple, pdu: DialoguePdu | None, invoke_id: int, opcode: int,
+                    parameter: bytes | None) -> bytes:
+        """Answer a Begin read by :meth:`read_invoke` with an End holding one
+        ReturnResultLast, without opening its dialogue: what :meth:`accept` then
+        :meth:`end_result` give (the same End, the same counters), in one step."""
+        data = encode_end_result(begin[1], pdu, invoke_id, opcode, parameter)
+        counters = self.counters
+        counters.begins_received += 1
+        counters.ended += 1
+        return data
 
     # ----------------------------------------------------------------- internals
 

@@ -441,3 +441,240 @@ def test_client_follows_a_new_event_loop() -> None:
     udt = sccp.decode(sent[0].data)  # only cancelled locally)
     assert udt.called == sccp.SccpAddress.e164("447700900123", 6)
     assert udt.calling == sccp.SccpAddress.e164("447700900000", 8)
+
+
+# --------------------------------------------------------------------------- the MAP runtime's
+# hot paths: M3UA DATA from its fields, UDTs split without decoding their addresses, TCAP
+# transactions read and answered without building messages, the SRI-SM Begin template
+
+
+def _err_of(f):
+    try:
+        return f()
+    except CodecError as exc:
+        return (exc.layer, exc.field, exc.offset, exc.reason)
+
+
+u32 = st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([-1, 2**32]))
+u8 = st.one_of(st.integers(0, 255), st.sampled_from([-1, 256]))
+
+
+@given(st.one_of(st.none(), u32), st.one_of(st.none(), u32), u32, u32, u8, u8, u8, u8,
+       st.binary(max_size=300))
+def test_m3ua_data_from_fields_is_encode_of_a_data(rc, na, opc, dpc, si, ni, mp, sls,
+                                                   payload) -> None:
+    from protocols import m3ua
+
+    direct = _err_of(lambda: m3ua.encode_data(rc, na, opc, dpc, si, ni, mp, sls, payload))
+    general = _err_of(lambda: m3ua.encode(m3ua.Data(
+        network_appearance=na, routing_context=rc,
+        protocol_data=m3ua.ProtocolData(opc, dpc, si, ni, mp, sls, payload))))
+    assert direct == general
+
+
+def test_asp_send_payload_queues_what_send_data_queues() -> None:
+    from protocols import m3ua
+    from protocols.m3ua_asp import Asp, AspConfig, AspNotActive, AspState, Role
+
+    asp = Asp(Role.ASP, AspConfig(routing_context=7))
+    with pytest.raises(AspNotActive) as direct:
+        asp.send_payload(1, 2, 3, 2, 0, 5, b"\x09", 0.0)
+    with pytest.raises(AspNotActive) as general:
+        asp.send_data(m3ua.ProtocolData(1, 2, 3, 2, 0, 5, b"\x09"), 0.0)
+    assert str(direct.value) == str(general.value)
+    asp.state = AspState.ACTIVE
+    asp.send_payload(1, 2, 3, 2, 0, 5, b"\x09\x00", 0.0)
+    asp.send_data(m3ua.ProtocolData(1, 2, 3, 2, 0, 5, b"\x09\x00"), 0.0)
+    (s1, a), (s2, b) = asp.data_to_send()
+    assert a == b and s1 == s2 and asp.messages_sent == 2
+
+
+UDT_SEEDS = [v.sccp for v in VECTORS.values() if v.sccp and v.sccp[0] == 0x09]
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_damaged(UDT_SEEDS), st.sampled_from(UDT_SEEDS), st.binary(max_size=30)))
+def test_udt_split_takes_only_what_the_decoder_reads(buf: bytes) -> None:
+    split = sccp.unitdata_split(buf)
+    assert sccp.unitdata_payload(buf) == (None if split is None else split[2])
+    if split is None:
+        return
+    udt = sccp.decode(buf)  # whatever the split takes decodes, to the same parts
+    assert type(udt) is sccp.Unitdata
+    assert split == (udt.called._lv, udt.calling._lv, udt.data)
+    assert sccp._address_ok(split[0]) and sccp._address_ok(split[1])
+
+
+@given(addresses, addresses, st.binary(min_size=0, max_size=260), st.sampled_from([0, 1, 2]),
+       st.booleans())
+def test_udt_split_and_encode_from_encodings_round_trip(called, calling, data, cls,
+                                                        roe) -> None:
+    wire = _err_of(lambda: sccp.encode_unitdata_lv(called._lv, calling._lv, data, cls, roe))
+    assert wire == _err_of(lambda: sccp.encode_unitdata(called, calling, data, cls, roe))
+    if isinstance(wire, bytes):
+        # addresses built by e164 are of the inter-PLMN form: the split takes every one
+        assert sccp.unitdata_split(wire) == (called._lv, calling._lv, data)
+
+
+@given(st.one_of(
+    st.binary(min_size=0, max_size=14),
+    st.builds(lambda ai, ssn, tt, npes, nai, digits: bytes((ai, ssn, tt, npes, nai)) + digits,
+              st.sampled_from([0x12, 0x52, 0x13]), st.integers(0, 255), st.integers(0, 255),
+              st.sampled_from([0x11, 0x12, 0x13, 0x10, 0x21, 0x72]),
+              st.sampled_from([4, 0x84, 0, 127]),
+              st.one_of(st.binary(max_size=10), st.lists(st.sampled_from(
+                  [0x00, 0x09, 0x90, 0x99, 0x45, 0xF4, 0xF0, 0x0F, 0xFF, 0x4A, 0xA4]),
+                  max_size=8).map(bytes))),
+    st.builds(lambda a: a.encode(), addresses)))
+def test_address_check_agrees_with_the_decoder(raw: bytes) -> None:
+    lv = bytes((len(raw),)) + raw
+    if sccp._address_ok(lv):
+        a = sccp._decode_address_raw(raw)
+        assert a._lv == lv
+
+
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(tids, st.binary(max_size=6)), dialogues,
+       st.one_of(small, st.integers(-1000, 1000)), opcodes, parameters)
+def test_end_with_a_result_written_directly_is_encode_of_an_end(dtid, pdu, iid, op,
+                                                                param) -> None:
+    direct = _err_of(lambda: tcap.encode_end_result(dtid, pdu, iid, op, param))
+    general = _err_of(lambda: tcap._encode(tcap.End(dtid, pdu, [tcap.ReturnResultLast(
+        iid, op, param)])))
+    assert direct == general
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(messages)
+def test_transaction_hot_paths_do_what_receive_does(msg: tcap.Message) -> None:
+    """receive_result and read_invoke + accept / end_at_once: the same dialogues, events'
+    contents, answers and counters as receive, or None and nothing done."""
+    from protocols.tcap_dialogue import (
+        DialogueBegun,
+        DialogueEnded,
+        TransactionManager,
+    )
+
+    wire = tcap.encode(msg)
+    tcap.decode(wire)  # (its dialogue portion in the decoder's cache)
+
+    def manager():
+        tm = TransactionManager(max_dialogues=4)
+        d, _ = tm.begin(None, [tcap.Invoke(1, 45, None)], 0.0)
+        return tm, d
+
+    # originating side: an End for our dialogue
+    if type(msg) is tcap.End:
+        wire = tcap.encode(tcap.End(b"\x00\x00\x00\x01", msg.dialogue, msg.components))
+    fast_tm, fast_d = manager()
+    slow_tm, slow_d = manager()
+    hit = fast_tm.receive_result(wire, 1.0)
+    if hit is None:
+        assert fast_tm.open_dialogues == 1 and fast_tm.counters == manager()[0].counters
+    else:
+        events, out = slow_tm.receive(wire, 1.0)
+        assert out == [] and len(events) == 1 and type(events[0]) is DialogueEnded
+        (c,) = events[0].message.components
+        assert type(c) is tcap.ReturnResultLast and c.parameter is not None
+        assert hit[0] is fast_d and hit[1:] == (c.invoke_id, c.opcode, c.parameter)
+        assert fast_d.state == slow_d.state and fast_tm.counters == slow_tm.counters
+        assert fast_tm.open_dialogues == slow_tm.open_dialogues == 0
+
+    # responding side: a Begin
+    fast_tm, _ = manager()
+    slow_tm, _ = manager()
+    begin = fast_tm.read_invoke(wire)
+    if begin is None:
+        assert fast_tm.open_dialogues == 1 and fast_tm.counters == manager()[0].counters
+        return
+    events, out = slow_tm.receive(wire, 1.0)
+    assert out == [] and len(events) == 1 and type(events[0]) is DialogueBegun
+    (c,) = events[0].message.components
+    assert type(c) is tcap.Invoke and begin[4:] == (c.invoke_id, c.opcode, c.parameter)
+    answer = tcap.DialogueResponse(SM_GW_V3)
+    slow_end = slow_tm.end(events[0].dialogue, answer,
+                           [tcap.ReturnResultLast(c.invoke_id, 45, b"\x30\x00")], 2.0)
+    if c.invoke_id == 1:  # the same state both ways: opened at once, or ended at once
+        d = fast_tm.accept(begin, 1.0)
+        assert (d.peer_tid, d.application_context, d.state) == (
+            events[0].dialogue.peer_tid, events[0].dialogue.application_context,
+            tcap_dialogue_state("INITIATION_RECEIVED"))
+        assert fast_tm.end_result(d, answer, c.invoke_id, 45, b"\x30\x00", 2.0) == slow_end
+    else:
+        assert fast_tm.end_at_once(begin, answer, c.invoke_id, 45, b"\x30\x00") == slow_end
+    assert fast_tm.counters == slow_tm.counters
+    assert fast_tm.open_dialogues == slow_tm.open_dialogues == 1
+
+
+def tcap_dialogue_state(name: str):
+    from protocols.tcap_dialogue import DialogueState
+
+    return DialogueState[name]
+
+
+def test_read_invoke_leaves_refusals_to_receive() -> None:
+    from protocols.tcap_dialogue import TransactionManager
+
+    tm = TransactionManager(max_dialogues=1)
+    tm.begin(None, [tcap.Invoke(1, 45, None)], 0.0)
+    begin = VECTORS["srism_v3_begin"].tcap
+    tcap.decode(begin)
+    assert tm.read_invoke(begin) is None  # the bound is reached: receive answers a P-Abort
+    events, out = tm.receive(begin, 0.0)
+    assert events == [] and len(out) == 1 and type(tcap.decode(out[0])) is tcap.Abort
+
+
+# --------------------------------------------------------------------------- MAP client and
+# responder
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text("0123456789", min_size=1, max_size=15), st.sampled_from([1, 2, 3]),
+       st.booleans(), st.sampled_from([None, "447700900999", "4477009009"]), st.booleans(),
+       st.sampled_from([6, 7]), st.sampled_from(["447700900000", "4477009000001"]))
+def test_srism_begin_template_writes_what_the_general_path_writes(
+        msisdn, version, pri, hlr_gt, roe, hlr_ssn, calling_gt) -> None:
+    from gateway.sigtran.map_client import _SRI_SM, MapRoute, _aarq, _SriSmBegin
+    from protocols.tcap_dialogue import TransactionManager
+
+    route = MapRoute("r", None, opc=1, dpc=2, calling_gt=calling_gt, hlr_gt=hlr_gt,
+                     hlr_ssn=hlr_ssn, return_on_error=roe)
+    smsc = isdn("447700900000")
+    tpl = _SriSmBegin.for_route(route, version, pri, smsc, 8)
+    assert tpl is not None
+    parts = tpl.parts(msisdn)
+    assert parts is not None
+    tm = TransactionManager()
+    pdu = None if version == 1 else _aarq(_SRI_SM, version)
+    arg = map_.RoutingInfoForSmArg(isdn(msisdn), pri, smsc)
+    d, data = tm.begin(pdu, [tcap.Invoke(1, _SRI_SM, map_.encode_argument(_SRI_SM, arg,
+                                                                           version))], 0.0)
+    called = (sccp.SccpAddress.e164(hlr_gt, hlr_ssn) if hlr_gt
+              else sccp.SccpAddress.e164(msisdn, hlr_ssn))
+    want = sccp.encode_unitdata(called, sccp.SccpAddress.e164(calling_gt, 8), data, 0, roe)
+    assert parts[_SriSmBegin.OTID] == b""
+    parts[_SriSmBegin.OTID] = d.otid
+    assert b"".join(parts) == want
+    assert tpl.application_context == (None if pdu is None else pdu.application_context)
+
+
+def test_srism_begin_template_leaves_other_numbers_to_the_general_path() -> None:
+    from gateway.sigtran.map_client import MapRoute, _SriSmBegin
+
+    route = MapRoute("r", None, opc=1, dpc=2, calling_gt="447700900000")
+    tpl = _SriSmBegin.for_route(route, 3, True, isdn("447700900000"), 8)
+    for msisdn in ("", "+447700900123", "4477009001*", "4477 00900123", "١٢٣",
+                   "4" * 16):
+        assert tpl.parts(msisdn) is None
+
+
+def test_invocation_decodes_its_addresses_when_read() -> None:
+    from gateway.sigtran.map_responder import Invocation
+
+    udt = sccp.decode(VECTORS["srism_v3_begin"].sccp)
+    called, calling, _ = sccp.unitdata_split(VECTORS["srism_v3_begin"].sccp)
+    lazy = Invocation(45, None, 3, 1, called, calling, None)
+    eager = Invocation(45, None, 3, 1, udt.called, udt.calling, None)
+    assert lazy.called == udt.called and lazy.calling == udt.calling
+    assert lazy == eager and repr(lazy) == repr(eager)
+    assert lazy != Invocation(46, None, 3, 1, udt.called, udt.calling, None)

@@ -175,6 +175,44 @@ async def test_malformed_answer_for_our_dialogue_is_a_protocol_error() -> None:
         assert isinstance(out, MapFailure) and out.kind is FailureKind.PROTOCOL
 
 
+async def test_result_that_does_not_decode_is_a_protocol_error() -> None:
+    """The End with one ReturnResultLast takes the client's hot path; a result it cannot
+    decode is still a protocol error, not a result."""
+    def broken(inv: Invocation):
+        return RawReply(tcap.encode(tcap.End(b"\x00\x00\x00\x01", None, [
+            tcap.ReturnResultLast(1, 45, bytes.fromhex("30020400"))])))  # an empty IMSI
+    async with network(broken, timer_m=2.0) as net:
+        out = await net.client.sri_sm("447700900123", net.route)
+        assert isinstance(out, MapFailure) and out.kind is FailureKind.PROTOCOL
+        assert "did not decode" in out.detail and net.client.open_dialogues == 0
+
+
+async def test_answer_with_a_malformed_sccp_address_is_dropped() -> None:
+    """The client's hot path reads the End without building the SCCP addresses, but still
+    checks them: an answer whose calling GT has a filler inside its digits does not decode,
+    is dropped, and the dialogue runs into timer m."""
+    def bad_calling_gt(assoc, data: m3ua.Data) -> None:
+        pd = data.protocol_data
+        udt = sccp.decode(pd.data)
+        otid = tcap.decode(udt.data).otid
+        end = tcap.encode(tcap.End(otid, None, [tcap.ReturnResultLast(1, 45, hlr_result())]))
+        called = udt.calling._lv
+        calling = bytearray(udt.called._lv)
+        calling[7] = 0xF3  # a filler nibble inside the digits
+        assoc.send(m3ua.ProtocolData(pd.dpc, pd.opc, 3, pd.ni, 0, pd.sls,
+                                     sccp.encode_unitdata_lv(called, bytes(calling), end)))
+
+    async with network(on_payload=bad_calling_gt, timer_m=0.3) as net:
+        out = await net.client.sri_sm("447700900123", net.route)
+        assert isinstance(out, MapFailure) and out.kind is FailureKind.TIMEOUT
+        assert net.client.stats.sccp_undecodable == 1
+
+
+def hlr_result() -> bytes:
+    return map_.RoutingInfoForSmRes(Imsi("234150999999999"), map_.LocationInfoWithLmsi(
+        isdn("447700990001"))).encode()
+
+
 async def test_unknown_operation_is_rejected() -> None:
     async with network(max_versions={45: 3}) as net:  # this HLR serves no ATI
         out = await net.client.ati("447700900123", net.route)

@@ -244,6 +244,21 @@ class Association:
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
+    def send_payload(self, opc: int, dpc: int, si: int, ni: int, mp: int, sls: int,
+                     payload: bytes) -> None:
+        """:meth:`send` from the Protocol Data's fields (the MAP client's and responder's
+        path: no :class:`~protocols.m3ua.ProtocolData` is built unless :attr:`tap` wants
+        one)."""
+        asp = self._asp
+        if asp is None or self._transport is None:
+            raise AssociationDown(f"association {self.name} is not connected")
+        asp.send_payload(opc, dpc, si, ni, mp, sls, payload, self._loop.time())
+        self.stats.payloads_out += 1
+        if self.tap is not None:
+            self.tap(self, True, ProtocolData(opc, dpc, si, ni, mp, sls, payload))
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
     async def wait_state(self, state: AspState, timeout: float | None = None) -> bool:
         """Wait until the ASP is in ``state``; False on timeout."""
         return await self._wait_until(lambda: self.state is state, timeout)

@@ -28,7 +28,8 @@ from protocols import m3ua, sccp, tcap
 from protocols import map as map_
 from protocols.errors import CodecError
 from protocols.map import ErrorCode, Opcode
-from protocols.tbcd import isdn
+from protocols.map.common import enc_address
+from protocols.tbcd import _SWAP, isdn  # (_SWAP: BCD octets, first digit low nibble)
 from protocols.tcap_dialogue import (
     Dialogue,
     DialogueAborted,
@@ -119,22 +120,130 @@ def _aarq(operation: int, version: int) -> tcap.DialogueRequest:
 
 _HIGHEST = {Opcode.SEND_ROUTING_INFO_FOR_SM: 3, Opcode.ANY_TIME_INTERROGATION: 3,
             Opcode.SEND_ROUTING_INFO: 3}
+_SRI_SM_HIGHEST = _HIGHEST[_SRI_SM]
 
 
 @dataclass(slots=True, eq=False)
 class _Pending:
-    """What a dialogue in flight needs: the caller's future and what a retry would resend."""
+    """What a dialogue in flight needs: the caller's future and what a retry would resend.
+
+    ``argument`` (an SRI-SM's, sent from a template), ``called`` and ``calling`` are built
+    when first needed (:meth:`MapClient._argument`, :meth:`MapClient._addresses`)."""
 
     future: asyncio.Future[MapOutcome]
     operation: Opcode
     argument: object
     version: int
     route: MapRoute
-    called: sccp.SccpAddress
-    calling: sccp.SccpAddress
+    msisdn: str
     timeout: float | None
+    sm_rp_pri: bool = True
+    called: sccp.SccpAddress | None = None
+    calling: sccp.SccpAddress | None = None
     association: object = None
     retried: bool = False
+
+
+class _SriSmBegin:
+    """An SRI-SM Begin for one route, context version and sm-RP-PRI, encoded in advance but
+    for the subscriber's number and the otid: the UDT (Q.713 §4.10) carrying the TCAP Begin
+    (AARQ, one Invoke) with the RoutingInfoForSM-Arg of TS 29.002 §17.7.6 holding msisdn,
+    sm-RP-PRI and serviceCentreAddress. The number's BCD digits are the same octets in the
+    called GT (Q.713 §3.4.2.3.1) and in the ISDN-AddressString (TS 29.002 §17.7.8), so they
+    are computed once; every length and pointer depends only on how many digits there are,
+    so the octets around the digits are computed once per digit count.
+
+    :meth:`parts` gives the pieces of the UDT, the otid's place (index :data:`OTID`) left
+    empty: joined with the otid there, the same bytes as the general path
+    (``encode_argument``, ``TransactionManager.begin``, ``encode_unitdata``; the tests
+    compare). None for a number it does not cover (not 1 to 15 plain decimal digits), which
+    then takes the general path."""
+
+    OTID = 3
+    __slots__ = ("application_context", "_by_count", "_mid")
+
+    def __init__(self, route: MapRoute, version: int, sm_rp_pri: bool, smsc: object,
+                 ssn: int) -> None:
+        pdu = None if version == 1 else _aarq(_SRI_SM, version)
+        self.application_context = None if pdu is None else pdu.application_context
+        fixed = (sccp.SccpAddress.e164(route.hlr_gt, route.hlr_ssn)._lv
+                 if route.hlr_gt else None)
+        calling = sccp.SccpAddress.e164(route.calling_gt, ssn)._lv
+        dp = b"" if pdu is None else tcap.encode_dialogue_portion(pdu)
+        sca = enc_address(smsc)
+        mid = ((b"\x81\x01\xff\x82" if sm_rp_pri else b"\x81\x01\x00\x82")
+               + bytes((len(sca),)) + sca)
+        self._mid = mid
+        cls = 0x80 if route.return_on_error else 0x00
+        hlr_ssn = int(route.hlr_ssn)
+        # per digit count: (before the called GT's digits, after them up to the otid,
+        # after the otid up to the msisdn's digits), or None when it would not fit
+        by_count: list[tuple[bytes, bytes, bytes] | None] = [None]
+        for n in range(1, 16):
+            odd = n & 1
+            k = (n + 1) // 2  # BCD octets
+            if fixed is None:  # addressed by the MSISDN (TS 29.002 §6.1.3): route on GT, GTI 4
+                called_head = bytes((5 + k, 0x12, hlr_ssn, 0, 0x11 if odd else 0x12, 4))
+                lc = len(called_head) + k
+            else:
+                called_head = fixed
+                lc = len(fixed)
+            la = 1 + k  # msisdn: 0x91 (international, ISDN) and the digits
+            m = la + len(mid) + 4  # the argument's TLV: 30 L 80 la 91 <bcd> <mid>
+            t = 16 + len(dp) + m  # the Begin's content: 48 04 <otid> dp 6c .. a1 .. <invoke>
+            p3 = 1 + lc + len(calling)
+            if t > 0x7F or p3 > 255:
+                by_count.append(None)
+                continue
+            udt_head = bytes((0x09, cls, 3, 2 + lc, p3))
+            after = calling + bytes((t + 2, 0x62, t, 0x48, 4))
+            tail = dp + bytes((0x6C, m + 8, 0xA1, m + 6, 2, 1, 1, 2, 1, 45, 0x30, m - 2, 0x80,
+                               la, 0x91))
+            if fixed is None:
+                by_count.append((udt_head + called_head, after, tail))
+            else:  # (no digits in the called address: none to put there)
+                by_count.append((udt_head + called_head + after, b"", tail))
+        self._by_count = tuple(by_count)
+
+    @classmethod
+    def for_route(cls, route: MapRoute, version: int, sm_rp_pri: bool, smsc: object,
+                  ssn: int) -> _SriSmBegin | None:
+        """The template, or None where it would not write what the general path writes
+        (checked once here, on a sample number of each parity)."""
+        try:
+            tpl = cls(route, version, sm_rp_pri, smsc, ssn)
+            pdu = None if version == 1 else _aarq(_SRI_SM, version)
+            for number in ("447700900123", "4477009001234"):
+                arg = map_.RoutingInfoForSmArg(isdn(number), sm_rp_pri, smsc)
+                tm = TransactionManager(max_dialogues=1)
+                _, data = tm.begin(pdu, [tcap.Invoke(1, _SRI_SM, map_.encode_argument(
+                    _SRI_SM, arg, version))], 0.0)
+                called = (sccp.SccpAddress.e164(route.hlr_gt, route.hlr_ssn) if route.hlr_gt
+                          else sccp.SccpAddress.e164(number, route.hlr_ssn, memoise=False))
+                want = sccp.encode_unitdata(called, sccp.SccpAddress.e164(route.calling_gt, ssn),
+                                            data, 0, route.return_on_error)
+                parts = tpl.parts(number)
+                if parts is None:
+                    return None
+                parts[cls.OTID] = b"\x00\x00\x00\x01"
+                if b"".join(parts) != want:
+                    return None
+            return tpl
+        except (CodecError, ValueError, TypeError):
+            return None
+
+    def parts(self, msisdn: str) -> list[bytes] | None:
+        n = len(msisdn)
+        if not (0 < n <= 15 and msisdn.isdigit() and msisdn.isascii()):
+            return None
+        pieces = self._by_count[n]
+        if pieces is None:
+            return None
+        bcd = bytes.fromhex(msisdn + "f" if n & 1 else msisdn).translate(_SWAP)
+        head, after, tail = pieces
+        if after:
+            return [head, bcd, after, b"", tail, bcd, self._mid]
+        return [head, b"", b"", b"", tail, bcd, self._mid]
 
 
 @dataclass(slots=True)
@@ -171,6 +280,7 @@ class MapClient:
                      Opcode.ANY_TIME_INTERROGATION: ati_ssn, Opcode.SEND_ROUTING_INFO: sri_ssn}
         self._versions: dict[tuple[str, int], int] = {}
         self._by_association: dict[object, set[bytes]] = {}
+        self._templates: dict[tuple[int, int, bool], tuple[MapRoute, _SriSmBegin | None]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -206,8 +316,14 @@ class MapClient:
     async def sri_sm(self, msisdn: str, route: MapRoute, *, sm_rp_pri: bool = True,
                      timeout: float | None = None) -> MapOutcome:
         """sendRoutingInfoForSM (TS 29.002 §12.1): IMSI and serving MSC of ``msisdn``."""
-        arg = map_.RoutingInfoForSmArg(isdn(msisdn), sm_rp_pri, self.smsc)
-        return await self._start(_SRI_SM, arg, msisdn, route, timeout)
+        loop = self._loop  # (_start, without its call)
+        if loop is None or not loop.is_running():  # (get_running_loop costs a getpid call)
+            loop = self._loop = asyncio.get_running_loop()
+        pending = _Pending(loop.create_future(), _SRI_SM, None,
+                           self._versions.get((route.name, _SRI_SM), _SRI_SM_HIGHEST), route,
+                           msisdn, timeout, sm_rp_pri)
+        self._begin(pending, loop.time())
+        return await pending.future
 
     async def ati(self, msisdn: str, route: MapRoute, *,
                   requested: map_.RequestedInfo | None = None,
@@ -228,22 +344,55 @@ class MapClient:
         return await self._start(Opcode.SEND_ROUTING_INFO, arg, msisdn, route, timeout)
 
     def _start(self, operation: Opcode, argument: object, msisdn: str, route: MapRoute,
-               timeout: float | None) -> asyncio.Future[MapOutcome]:
+               timeout: float | None, sm_rp_pri: bool = True) -> asyncio.Future[MapOutcome]:
         """Open the dialogue; the future the operation's caller awaits (a plain function, not a
         coroutine: one frame less to create and to resume per dialogue)."""
         loop = self._loop
         if loop is None or not loop.is_running():  # (get_running_loop costs a getpid call)
             loop = self._loop = asyncio.get_running_loop()
-        if route.hlr_gt:
-            called = sccp.SccpAddress.e164(route.hlr_gt, route.hlr_ssn)
-        else:  # addressed by the MSISDN: a new number each time, not worth memoising
-            called = sccp.SccpAddress.e164(msisdn, route.hlr_ssn, memoise=False)
-        calling = sccp.SccpAddress.e164(route.calling_gt, self._ssn[operation])
         pending = _Pending(loop.create_future(), operation, argument,
                            self._versions.get((route.name, operation), _HIGHEST[operation]),
-                           route, called, calling, timeout)
+                           route, msisdn, timeout, sm_rp_pri)
         self._begin(pending, loop.time())
         return pending.future
+
+    def _argument(self, p: _Pending) -> object:
+        """The operation's argument (an SRI-SM's is built here, when a template did not
+        send it)."""
+        arg = p.argument
+        if arg is None:
+            arg = p.argument = map_.RoutingInfoForSmArg(isdn(p.msisdn), p.sm_rp_pri, self.smsc)
+        return arg
+
+    def _addresses(self, p: _Pending) -> tuple[sccp.SccpAddress, sccp.SccpAddress]:
+        """The dialogue's SCCP called and calling addresses, built when first needed."""
+        called = p.called
+        if called is None:
+            route = p.route
+            if route.hlr_gt:
+                called = sccp.SccpAddress.e164(route.hlr_gt, route.hlr_ssn)
+            else:  # addressed by the MSISDN: a new number each time, not worth memoising
+                called = sccp.SccpAddress.e164(p.msisdn, route.hlr_ssn, memoise=False)
+            p.called = called
+        calling = p.calling
+        if calling is None:
+            calling = p.calling = sccp.SccpAddress.e164(p.route.calling_gt,
+                                                        self._ssn[p.operation])
+        return called, calling
+
+    def _template(self, p: _Pending) -> _SriSmBegin | None:
+        """The SRI-SM Begin template of ``p``'s route, version and sm-RP-PRI (by the route
+        object's identity: hashing a MapRoute would hash each of its fields)."""
+        key = (id(p.route), p.version, p.sm_rp_pri)
+        hit = self._templates.get(key)
+        if hit is not None and hit[0] is p.route:
+            return hit[1]
+        tpl = _SriSmBegin.for_route(p.route, p.version, p.sm_rp_pri, self.smsc,
+                                    self._ssn[_SRI_SM])
+        if len(self._templates) >= 256:
+            self._templates.clear()
+        self._templates[key] = (p.route, tpl)
+        return tpl
 
     # ------------------------------------------------------------------ sending
 
@@ -254,11 +403,24 @@ class MapClient:
             return
         version = p.version
         operation = p.operation
-        pdu = None if version == 1 else _aarq(operation, version)
+        parts = None
+        if operation is _SRI_SM and p.argument is None:  # the hot path: from a template
+            hit = self._templates.get((id(route), version, p.sm_rp_pri))
+            tpl = hit[1] if hit is not None and hit[0] is route else self._template(p)
+            if tpl is not None:
+                parts = tpl.parts(p.msisdn)
         try:
-            parameter = map_.encode_argument(operation, p.argument, version)
-            dialogue, data = self.tm.begin(pdu, [tcap.Invoke(1, operation, parameter)], now,
-                                           p.timeout, p)
+            if parts is not None:
+                dialogue = self.tm.open(tpl.application_context, now, p.timeout, p)
+                parts[3] = dialogue.otid  # (_SriSmBegin.OTID)
+                payload = b"".join(parts)
+            else:
+                called, calling = self._addresses(p)
+                pdu = None if version == 1 else _aarq(operation, version)
+                parameter = map_.encode_argument(operation, self._argument(p), version)
+                dialogue, data = self.tm.begin(pdu, [tcap.Invoke(1, operation, parameter)],
+                                               now, p.timeout, p)
+                payload = sccp.encode_unitdata(called, calling, data, 0, route.return_on_error)
         except TooManyDialogues as exc:
             self._fail(p, FailureKind.OVERLOAD, str(exc))
             return
@@ -269,9 +431,12 @@ class MapClient:
         key = int.from_bytes(otid, "big")
         try:
             assoc = route.linkset.pick(key)
-            assoc.send(m3ua.ProtocolData(route.opc, route.dpc, SI_SCCP, route.ni, 0, key & 0xFF,
-                                         sccp.encode_unitdata(p.called, p.calling, data, 0,
-                                                              route.return_on_error)))
+            send = getattr(assoc, "send_payload", None)
+            if send is not None:
+                send(route.opc, route.dpc, SI_SCCP, route.ni, 0, key & 0xFF, payload)
+            else:  # (a link set member with only send())
+                assoc.send(m3ua.ProtocolData(route.opc, route.dpc, SI_SCCP, route.ni, 0,
+                                             key & 0xFF, payload))
         except Exception as exc:  # LinkSetDown, AspNotActive: the link went away
             self.tm.end(dialogue, None, [], now, prearranged=True)
             self._fail(p, FailureKind.LINK_DOWN, str(exc))
@@ -292,6 +457,34 @@ class MapClient:
         pd = data.protocol_data
         if pd.si != 3:
             return
+        # The hot path: a UDT carrying the End with the result. Its addresses are checked
+        # (sccp.unitdata_payload) but not built: nothing here needs them.
+        payload = sccp.unitdata_payload(pd.data)
+        if payload is not None:
+            hit = self.tm.receive_result(payload, 0.0)  # (no timer to start: now unused)
+            if hit is not None:
+                dialogue = hit[0]
+                p = dialogue.context
+                if type(p) is _Pending:
+                    ids = self._by_association.get(p.association)  # (_forget)
+                    if ids is not None:
+                        ids.discard(dialogue.otid)
+                    try:  # (_result, without its call)
+                        if p.operation is _SRI_SM:
+                            value = map_.RoutingInfoForSmRes.decode(hit[3], p.version)
+                        else:
+                            value = map_.decode_result(p.operation, hit[3], p.version)
+                    except CodecError as exc:
+                        self._fail(p, FailureKind.PROTOCOL, f"answer did not decode: {exc}")
+                    else:
+                        self.stats.results += 1
+                        future = p.future
+                        if not future.done():
+                            future.set_result(MapResult(p.operation, value, p.version,
+                                                        p.route.name))
+                if self._timer is None:
+                    self._arm_timer()
+                return
         try:
             msg = sccp.decode(pd.data)
         except CodecError as exc:
@@ -365,8 +558,9 @@ class MapClient:
         self._forget(dialogue)
         data = self.tm.end(dialogue, None, [], now)
         try:
+            called, calling = self._addresses(p)
             p.association.send(protocol_data(p.route.opc, p.route.dpc, p.route.ni,
-                                             dialogue.local_id, unitdata(p.called, p.calling,
+                                             dialogue.local_id, unitdata(called, calling,
                                                                          data, False)))
         except Exception as exc:
             log.debug("End not sent: %s", exc)
@@ -462,9 +656,10 @@ class MapClient:
         for dialogue, data in aborts:  # U-Aborts toward peers that knew our transaction
             p = dialogue.context
             try:
+                called, calling = self._addresses(p)
                 p.association.send(protocol_data(p.route.opc, p.route.dpc, p.route.ni,
                                                  dialogue.local_id,
-                                                 unitdata(p.called, p.calling, data, False)))
+                                                 unitdata(called, calling, data, False)))
             except Exception as exc:
                 log.debug("U-Abort not sent: %s", exc)
         for event in events:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from protocols import m3ua, sccp, tcap
 from protocols import map as map_
 from protocols.errors import CodecError
-from protocols.tcap_dialogue import DialogueBegun, TransactionManager
+from protocols.tcap_dialogue import Dialogue, DialogueBegun, TransactionManager
 
 from .sccp_route import SI_SCCP, reply_data
 
@@ -53,17 +53,66 @@ def _accepted(acn: tuple[int, ...]) -> tcap.DialogueResponse:
     return pdu
 
 
-@dataclass(slots=True)
 class Invocation:
-    """One operation invoked by the peer, as the handler sees it."""
+    """One operation invoked by the peer, as the handler sees it: ``opcode``, ``argument``
+    (the decoded MAP argument, ``protocols.map``), ``version``, ``invoke_id``, the SCCP
+    ``called`` and ``calling`` addresses of the Begin, and the ``association`` it came on.
 
-    opcode: int
-    argument: object  # the decoded MAP argument (protocols.map)
-    version: int
-    invoke_id: int
-    called: sccp.SccpAddress
-    calling: sccp.SccpAddress
-    association: object
+    The addresses may be given as their encodings (length octet first, already checked to
+    decode by ``sccp.unitdata_split``); they are decoded when first read.
+    """
+
+    __slots__ = ("opcode", "argument", "version", "invoke_id", "_called", "_calling",
+                 "association")
+    __hash__ = None  # type: ignore[assignment]  # (mutable, compared by value)
+
+    def __init__(self, opcode: int, argument: object, version: int, invoke_id: int,
+                 called: sccp.SccpAddress | bytes, calling: sccp.SccpAddress | bytes,
+                 association: object) -> None:
+        self.opcode = opcode
+        self.argument = argument
+        self.version = version
+        self.invoke_id = invoke_id
+        self._called = called
+        self._calling = calling
+        self.association = association
+
+    @property
+    def called(self) -> sccp.SccpAddress:
+        a = self._called
+        if type(a) is bytes:
+            a = self._called = sccp.SccpAddress.decode(a[1:])
+        return a
+
+    @called.setter
+    def called(self, value: sccp.SccpAddress) -> None:
+        self._called = value
+
+    @property
+    def calling(self) -> sccp.SccpAddress:
+        a = self._calling
+        if type(a) is bytes:
+            a = self._calling = sccp.SccpAddress.decode(a[1:])
+        return a
+
+    @calling.setter
+    def calling(self, value: sccp.SccpAddress) -> None:
+        self._calling = value
+
+    def _fields(self) -> tuple:
+        return (self.opcode, self.argument, self.version, self.invoke_id, self.called,
+                self.calling, self.association)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return ("Invocation(" + ", ".join(
+            f"{name}={value!r}" for name, value in zip(
+                ("opcode", "argument", "version", "invoke_id", "called", "calling",
+                 "association"), self._fields())) + ")")
 
 
 @dataclass(slots=True)
@@ -142,6 +191,7 @@ class MapResponder:
         self.tm = TransactionManager(max_dialogues=max_dialogues, invoke_timeout=timeout)
         self.stats = ResponderStats()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._contexts: dict[int, tuple] = {}  # id(AARQ) -> _context()
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the traffic comes in on
 
     def on_payload(self, assoc: object, data: m3ua.Data) -> None:
@@ -149,6 +199,19 @@ class MapResponder:
         pd = data.protocol_data
         if pd.si != 3:
             return
+        loop = self._loop
+        if loop is None or not loop.is_running():  # (get_running_loop costs a getpid call)
+            loop = self._loop = asyncio.get_running_loop()
+        # The hot path: a UDT whose addresses are of the inter-PLMN form, carrying a Begin
+        # with one Invoke. The addresses are checked, not decoded: the answer takes them back
+        # swapped as they came, and the handler's Invocation decodes them if asked.
+        split = sccp.unitdata_split(pd.data)
+        if split is not None:
+            begin = self.tm.read_invoke(split[2])
+            if begin is not None:
+                self.stats.begun += 1
+                self._invoked(assoc, pd, (split[1], split[0]), None, None, loop.time(), begin)
+                return
         try:
             udt = sccp.decode(pd.data)
         except CodecError as exc:
@@ -158,18 +221,16 @@ class MapResponder:
         kind = type(udt)
         if kind is not sccp.Unitdata and kind is not sccp.ExtendedUnitdata:
             return  # a returned message (UDTS/XUDTS) needs no answer
-        loop = self._loop
-        if loop is None or not loop.is_running():  # (get_running_loop costs a getpid call)
-            loop = self._loop = asyncio.get_running_loop()
         now = loop.time()
         events, replies = self.tm.receive(udt.data, now)
         for raw in replies:
             assoc.send(reply_data(pd, udt, raw))
+        back = (udt.calling._lv, udt.called._lv)
         for event in events:
             if type(event) is DialogueBegun:
-                self._begun(assoc, pd, udt, event, now)
+                self._begun(assoc, pd, back, event, now)
 
-    def _begun(self, assoc: object, pd: m3ua.ProtocolData, udt: sccp.Unitdata,
+    def _begun(self, assoc: object, pd: m3ua.ProtocolData, back: tuple[bytes, bytes],
                event: DialogueBegun, now: float) -> None:
         self.stats.begun += 1
         dialogue = event.dialogue
@@ -179,42 +240,100 @@ class MapResponder:
         else:
             invoke = next((c for c in components if type(c) is tcap.Invoke), None)
         if invoke is None or not isinstance(invoke.opcode, int):
-            self._send(assoc, pd, udt, self.tm.u_abort(dialogue, None, now))
+            self._send(assoc, pd, back, self.tm.u_abort(dialogue, None, now))
             self.stats.aborted += 1
             return
-        opcode = invoke.opcode
+        self._invoked(assoc, pd, back, dialogue, invoke, now)
+
+    def _invoked(self, assoc: object, pd: m3ua.ProtocolData, back: tuple[bytes, bytes],
+                 dialogue: Dialogue | None, invoke: tcap.Invoke | None, now: float,
+                 begin: tuple | None = None) -> None:
+        """The peer's Begin opened ``dialogue`` invoking ``invoke`` (a local operation).
+        ``back`` holds the SCCP addresses of the answer (the Begin's calling and called
+        addresses, encoded). ``dialogue`` and ``invoke`` None: the Begin, as
+        ``TransactionManager.read_invoke`` read it, is in ``begin``, and its dialogue is
+        opened here unless the handler answers at once with a result (then it is ended in
+        the same step)."""
+        if dialogue is None:
+            pdu = begin[2]  # type: ignore[index]
+            invoke_id, opcode, parameter = begin[4], begin[5], begin[6]  # type: ignore[index]
+            context = self._contexts.get(id(pdu))
+            if context is None or context[0] is not pdu:
+                context = self._context(pdu)
+            acn, version, accepted = context[1:]
+        else:
+            invoke_id, opcode, parameter = invoke.invoke_id, invoke.opcode, invoke.parameter
+            acn = dialogue.application_context
+            found = map_.lookup_context(acn) if acn is not None else None
+            version = found[1] if found is not None else 1
+            accepted = None
         self.stats.by_operation[opcode] = self.stats.by_operation.get(opcode, 0) + 1
-        acn = dialogue.application_context
-        found = map_.lookup_context(acn) if acn is not None else None
-        version = found[1] if found is not None else 1
         served = self.max_versions.get(opcode)
-        if served is None:
-            self._reject(assoc, pd, udt, dialogue, invoke,
-                         tcap.InvokeProblem.UNRECOGNIZED_OPERATION, version, now)
+        argument = None
+        if served is not None and version <= served:
+            try:
+                argument = map_.decode_argument(opcode, parameter or b"", version)
+            except CodecError as exc:
+                log.debug("mistyped argument: %s", exc)
+        if argument is None:
+            if invoke is None:
+                invoke = tcap.Invoke(invoke_id, opcode, parameter)
+            if dialogue is None:
+                dialogue = self.tm.accept(begin, now)
+            if served is None:
+                self._reject(assoc, pd, back, dialogue, invoke,
+                             tcap.InvokeProblem.UNRECOGNIZED_OPERATION, version, now)
+            elif version > served:
+                self._answer(assoc, pd, back, dialogue, invoke, version, RefuseContext(served),
+                             now)
+            else:
+                self._reject(assoc, pd, back, dialogue, invoke,
+                             tcap.InvokeProblem.MISTYPED_PARAMETER, version, now)
             return
-        if version > served:
-            self._answer(assoc, pd, udt, dialogue, invoke, version, RefuseContext(served), now)
-            return
-        try:
-            argument = map_.decode_argument(opcode, invoke.parameter or b"", version)
-        except CodecError as exc:
-            log.debug("mistyped argument: %s", exc)
-            self._reject(assoc, pd, udt, dialogue, invoke, tcap.InvokeProblem.MISTYPED_PARAMETER,
-                         version, now)
-            return
-        answer = self.handler(Invocation(opcode, argument, version, invoke.invoke_id,
-                                         udt.called, udt.calling, assoc))
+        answer = self.handler(Invocation(opcode, argument, version, invoke_id,
+                                         back[1], back[0], assoc))
+        if dialogue is None:
+            if type(answer) is Reply:  # answered at once: the dialogue opens and ends here
+                result = map_.encode_result(opcode, answer.value, version)
+                out = self.tm.end_at_once(begin, accepted, invoke_id, opcode, result)
+                self.stats.answered += 1
+                send = getattr(assoc, "send_payload", None)
+                if send is None:  # (an association with only send())
+                    self._send(assoc, pd, back, out)
+                    return
+                try:  # (_send, without its call)
+                    send(pd.dpc, pd.opc, SI_SCCP, pd.ni, pd.mp, pd.sls,
+                         sccp.encode_unitdata_lv(back[0], back[1], out))
+                except Exception as exc:  # the association went down: the peer times out
+                    log.debug("answer not sent: %s", exc)
+                return
+            dialogue = self.tm.accept(begin, now)
+            invoke = tcap.Invoke(invoke_id, opcode, parameter)
         if type(answer) is Reply:  # the common answer: no need to ask whether it is awaitable
-            self._answer(assoc, pd, udt, dialogue, invoke, version, answer, now)
+            self._answer(assoc, pd, back, dialogue, invoke, version, answer, now)
         elif inspect.isawaitable(answer):
-            task = asyncio.ensure_future(self._later(assoc, pd, udt, dialogue, invoke,
+            task = asyncio.ensure_future(self._later(assoc, pd, back, dialogue, invoke,
                                                      version, answer))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
-            self._answer(assoc, pd, udt, dialogue, invoke, version, answer, now)
+            self._answer(assoc, pd, back, dialogue, invoke, version, answer, now)
 
-    async def _later(self, assoc, pd, udt, dialogue, invoke, version,
+    def _context(self, pdu: tcap.DialogueRequest | None) -> tuple:
+        """``(pdu, application context, version, AARE accepting it)`` of a Begin's dialogue
+        portion (None: none, version 1), memoised by the PDU's identity: the decoder gives
+        one PDU object per context."""
+        if pdu is None:
+            return (None, None, 1, None)
+        acn = pdu.application_context
+        found = map_.lookup_context(acn)
+        context = (pdu, acn, found[1] if found is not None else 1, _accepted(acn))
+        if len(self._contexts) >= 256:
+            self._contexts.clear()
+        self._contexts[id(pdu)] = context
+        return context
+
+    async def _later(self, assoc, pd, back, dialogue, invoke, version,
                      pending: Awaitable[Answer]) -> None:
         try:
             answer = await pending
@@ -222,10 +341,10 @@ class MapResponder:
             log.exception("MAP handler failed")
             answer = UserAbort()
         if dialogue.is_open:
-            self._answer(assoc, pd, udt, dialogue, invoke, version, answer,
+            self._answer(assoc, pd, back, dialogue, invoke, version, answer,
                          asyncio.get_running_loop().time())
 
-    def _answer(self, assoc, pd, udt, dialogue, invoke: tcap.Invoke, version: int,
+    def _answer(self, assoc, pd, back, dialogue, invoke: tcap.Invoke, version: int,
                 answer: Answer, now: float) -> None:
         tm = self.tm
         acn = dialogue.application_context
@@ -233,8 +352,7 @@ class MapResponder:
         kind = type(answer)
         if kind is Reply:
             result = map_.encode_result(invoke.opcode, answer.value, version)
-            out = tm.end(dialogue, accepted, [tcap.ReturnResultLast(
-                invoke.invoke_id, invoke.opcode, result)], now)
+            out = tm.end_result(dialogue, accepted, invoke.invoke_id, invoke.opcode, result, now)
             self.stats.answered += 1
         elif kind is ReplyError:
             param = map_.encode_error_param(answer.code, answer.param, version)
@@ -263,24 +381,29 @@ class MapResponder:
             tm.end(dialogue, None, [], now, prearranged=True)
             self.stats.silent += 1
             return
-        self._send(assoc, pd, udt, out)
+        self._send(assoc, pd, back, out)
 
-    def _reject(self, assoc, pd, udt, dialogue, invoke: tcap.Invoke, problem: int,
+    def _reject(self, assoc, pd, back, dialogue, invoke: tcap.Invoke, problem: int,
                 version: int, now: float) -> None:
         acn = dialogue.application_context
         accepted = _accepted(acn) if acn is not None else None
         self.stats.rejected += 1
-        self._send(assoc, pd, udt, self.tm.end(dialogue, accepted, [tcap.Reject(
+        self._send(assoc, pd, back, self.tm.end(dialogue, accepted, [tcap.Reject(
             invoke.invoke_id, tcap.ProblemType.INVOKE, problem)], now))
 
     @staticmethod
-    def _send(assoc, pd: m3ua.ProtocolData, udt: sccp.Unitdata, tcap_bytes: bytes) -> None:
+    def _send(assoc, pd: m3ua.ProtocolData, back: tuple[bytes, bytes], tcap_bytes: bytes
+              ) -> None:
         if not tcap_bytes:
             return
         try:  # (reply_data, without its calls)
-            assoc.send(m3ua.ProtocolData(pd.dpc, pd.opc, SI_SCCP, pd.ni, pd.mp, pd.sls,
-                                         sccp.encode_unitdata(udt.calling, udt.called,
-                                                              tcap_bytes)))
+            payload = sccp.encode_unitdata_lv(back[0], back[1], tcap_bytes)
+            send = getattr(assoc, "send_payload", None)
+            if send is not None:
+                send(pd.dpc, pd.opc, SI_SCCP, pd.ni, pd.mp, pd.sls, payload)
+            else:  # (an association with only send())
+                assoc.send(m3ua.ProtocolData(pd.dpc, pd.opc, SI_SCCP, pd.ni, pd.mp, pd.sls,
+                                             payload))
         except Exception as exc:  # the association went down meanwhile: the peer times out
             log.debug("answer not sent: %s", exc)
 

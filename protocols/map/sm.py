@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass
 
 from ..ber import read_tlv
-from ..tbcd import AddressString, Imsi
+from ..tbcd import _SWAP, AddressString, Imsi, NatureOfAddress, NumberingPlan, _address
 from .common import (
     ADDRESS_CACHE,
     IMSI_CACHE,
@@ -45,6 +45,8 @@ from .common import (
 )
 
 _OCTETS = tuple(bytes((i,)) for i in range(256))
+_INTERNATIONAL = NatureOfAddress.INTERNATIONAL
+_ISDN = NumberingPlan.ISDN
 _ARG = "RoutingInfoForSM-Arg"
 _RES = "RoutingInfoForSM-Res"
 _LIWL = "LocationInfoWithLMSI"
@@ -102,7 +104,14 @@ class RoutingInfoForSmArg:
                 if a + 5 <= end and buf[a] == 0x81 and buf[a + 1] == 1 and buf[a + 3] == 0x82:
                     c = a + 5
                     if c + buf[a + 4] == end:
-                        return cls(AddressString.decode(buf[4:a], 4, "msisdn"),
+                        msisdn = None
+                        if a > 5 and buf[4] == 0x91:  # international ISDN: as decode_tbcd reads
+                            digits = buf[5:a].translate(_SWAP).hex()
+                            if digits.isdigit():
+                                msisdn = _address(digits, _INTERNATIONAL, _ISDN)
+                            elif digits[-1] == "f" and digits[:-1].isdigit():
+                                msisdn = _address(digits[:-1], _INTERNATIONAL, _ISDN)
+                        return cls(msisdn or AddressString.decode(buf[4:a], 4, "msisdn"),
                                    buf[a + 2] != 0,
                                    ADDRESS_CACHE.get(buf[c:end])
                                    or address(buf, c, end, "serviceCentreAddress"))
@@ -443,8 +452,28 @@ class RoutingInfoForSmRes:
 
     def encode(self, version: int = 3) -> bytes:
         try:
-            i = enc_imsi(self.imsi)
-            liwl = self.location_info_with_lmsi._encode(version)
+            loc = self.location_info_with_lmsi
+            imsi_ = self.imsi
+            if (version >= 2 and type(imsi_) is Imsi and type(loc) is LocationInfoWithLmsi
+                    and loc.network_node_number is not None and loc.lmsi is None
+                    and loc.extension_container is None and not loc.gprs_node_indicator
+                    and loc.additional_number is None and not loc.unknown
+                    and self.extension_container is None and self.ip_sm_gw_guidance is None
+                    and not self.unknown):
+                # The hot path: the IMSI and just the networkNode-Number, what an HLR answers:
+                # written directly (the lines below write the same, with the same errors).
+                digits = imsi_.digits
+                if 5 <= len(digits) <= 15 and digits.isdigit() and digits.isascii():
+                    i = bytes.fromhex(digits + "f" if len(digits) & 1 else digits
+                                      ).translate(_SWAP)
+                    a = enc_address(loc.network_node_number)
+                    li = len(i)
+                    la = len(a)
+                    if li + la < 0x78:
+                        return b"".join((bytes((0x30, li + la + 6, 0x04, li)), i,
+                                         bytes((0xA0, la + 2, 0x81, la)), a))
+            i = enc_imsi(imsi_)
+            liwl = loc._encode(version)
             tail = b""
             if version == 1:
                 if self.mwd_set is not None:
