@@ -240,26 +240,49 @@ class SingleFlight(Generic[T]):
         """``fn()``'s outcome and whether this call ran it (the leader). A follower that is
         cancelled leaves the flight running for the others; a cancelled leader passes its
         cancellation on to the followers as an error, never leaving them waiting."""
-        flights = self._flights
-        if key in flights:
-            flight = flights[key]
-            if flight is None:
-                flight = flights[key] = asyncio.get_running_loop().create_future()
-            self.joined += 1
-            return await asyncio.shield(flight), False
-        flights[key] = None
+        if not self.lead(key):
+            return await self.follow(key), False
         try:
             result = await fn()
         except BaseException as exc:
-            flight = flights.pop(key, None)
-            if flight is not None and not flight.done():
-                if isinstance(exc, asyncio.CancelledError):
-                    flight.set_exception(RuntimeError("the shared lookup was cancelled"))
-                else:
-                    flight.set_exception(exc)
-                flight.exception()  # retrieved: no "never retrieved" warning
+            self.fail(key, exc)
             raise
-        flight = flights.pop(key, None)
+        self.finish(key, result)
+        return result, True
+
+    # the same in steps, for a leader that runs the work in its own coroutine (no
+    # coroutine for ``fn`` to wrap it): ``if sf.lead(key): try: r = await work() except
+    # BaseException as e: sf.fail(key, e); raise; sf.finish(key, r)`` else
+    # ``r = await sf.follow(key)``
+
+    def lead(self, key: str) -> bool:
+        """True, and the caller is the leader of ``key`` (it must :meth:`finish` or
+        :meth:`fail`); False when a flight of ``key`` is running (:meth:`follow` it)."""
+        flights = self._flights
+        if key in flights:
+            return False
+        flights[key] = None
+        return True
+
+    def follow(self, key: str) -> Awaitable[T]:
+        """What to await for the outcome of the flight of ``key`` running now."""
+        flights = self._flights
+        flight = flights[key]
+        if flight is None:
+            flight = flights[key] = asyncio.get_running_loop().create_future()
+        self.joined += 1
+        return asyncio.shield(flight)
+
+    def finish(self, key: str, result: T) -> None:
+        flight = self._flights.pop(key, None)
         if flight is not None:
             flight.set_result(result)
-        return result, True
+
+    def fail(self, key: str, exc: BaseException) -> None:
+        flight = self._flights.pop(key, None)
+        if flight is not None and not flight.done():
+            if isinstance(exc, asyncio.CancelledError):
+                flight.set_exception(RuntimeError("the shared lookup was cancelled"))
+            else:
+                flight.set_exception(exc)
+            flight.exception()  # retrieved: no "never retrieved" warning

@@ -41,6 +41,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.limits import TokenBucket
 from gateway.store import ApiKey, Conflict, Customer, Store
@@ -113,13 +114,20 @@ class IssuedKey:
 class _Cached:
     entry: tuple[ApiKey, Customer] | None
     at: float
+    #: the key text whose hash matched the entry's (its hash is not computed again while
+    #: the entry is cached; compared in constant time)
+    verified: str | None = None
+
+
+#: what :meth:`Customers.authenticate_cached` answers when the store must be read
+MISS: Any = object()
 
 
 class Customers:
     """Customers and keys over a :class:`~gateway.store.Store` (see the module docstring).
 
     ``authenticate`` is the request path: a cached read by key id, then a constant-time
-    comparison of hashes."""
+    comparison of hashes (of the key text, once per cached entry: then of the text)."""
 
     def __init__(self, store: Store, *, cache_ttl: float = 5.0, cache_size: int = 100_000,
                  clock: Callable[[], float] = time.time) -> None:
@@ -133,22 +141,45 @@ class Customers:
 
     async def authenticate(self, key: str) -> Customer | None:
         """The active customer holding this valid key, else None."""
+        found = self.authenticate_cached(key)
+        if found is not MISS:
+            return found
+        key_id = parse_key(key)
+        if key_id is None:  # pragma: no cover - authenticate_cached answered None
+            return None
+        now = self.clock()
+        cached = _Cached(await self.store.api_key(key_id), now)
+        self._cache[key_id] = cached
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return self._check(cached, key, now)
+
+    def authenticate_cached(self, key: str) -> Customer | None:
+        """:meth:`authenticate` without a coroutine when the key's entry is cached and
+        fresh; :data:`MISS` when the store must be read (then await
+        :meth:`authenticate`)."""
         key_id = parse_key(key)
         if key_id is None:
             return None
-        now = self.clock()
         cached = self._cache.get(key_id)
-        if cached is None or now - cached.at >= self.cache_ttl:
-            cached = _Cached(await self.store.api_key(key_id), now)
-            self._cache[key_id] = cached
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+        if cached is None:
+            return MISS
+        now = self.clock()
+        if now - cached.at >= self.cache_ttl:
+            return MISS
         self._cache.move_to_end(key_id)
+        return self._check(cached, key, now)
+
+    @staticmethod
+    def _check(cached: _Cached, key: str, now: float) -> Customer | None:
         if cached.entry is None:
             return None
         stored, customer = cached.entry
-        if not hmac.compare_digest(stored.key_hash, hash_key(key.strip())):
-            return None
+        verified = cached.verified
+        if verified is None or not hmac.compare_digest(verified.encode(), key.encode()):
+            if not hmac.compare_digest(stored.key_hash, hash_key(key.strip())):
+                return None
+            cached.verified = key
         if not stored.valid_at(now) or not customer.active:
             return None
         return customer

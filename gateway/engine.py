@@ -21,6 +21,7 @@ import dataclasses
 import enum
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -185,6 +186,9 @@ def _answer(final: MethodOutcome | None) -> dict[str, object] | None:
     return None
 
 
+_LOOKUP_STATUS = {MethodStatus.ANSWERED: LookupStatus.ANSWERED,
+                  MethodStatus.REJECTED: LookupStatus.REJECTED}
+
 _RANK = {MethodStatus.ANSWERED: 4, MethodStatus.REJECTED: 3, MethodStatus.FAILED: 2,
          MethodStatus.THROTTLED: 1, MethodStatus.SKIPPED: 0}
 
@@ -225,10 +229,9 @@ class RouteStats:
     def record(self, outcome: LookupOutcome) -> None:
         self.by_status[outcome.status.value] = self.by_status.get(outcome.status.value, 0) + 1
         self.latency_sum += outcome.latency
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if outcome.latency <= bound:
-                self.latency_buckets[i] += 1
-                break
+        i = bisect_left(LATENCY_BUCKETS, outcome.latency)  # the first bound >= latency
+        if i < len(LATENCY_BUCKETS):
+            self.latency_buckets[i] += 1
         for a in outcome.attempts:
             if a.index < len(self.methods):
                 m = self.methods[a.index]
@@ -243,6 +246,11 @@ class _Route:
     breakers: tuple[CircuitBreaker, ...]
     bucket: Throttle | None
     stats: RouteStats
+    #: (method, its breaker) in order, as a lookup walks them
+    pairs: tuple[tuple[Method, CircuitBreaker], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.pairs = tuple(zip(self.methods, self.breakers))
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +390,7 @@ class Engine:
         self._sip: dict[tuple[str, tuple[NpTarget, ...]], NpClientHandle] = {}
         self._sip_used: set[tuple[str, tuple[NpTarget, ...]]] = set()
         self._state: _State | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop lookups run on
         self._pending = config
         self.started_at: float | None = None
         self.loaded_at = time.time()
@@ -442,89 +451,97 @@ class Engine:
 
     async def lookup(self, number: str, operation: Operation | str | None = None
                      ) -> LookupOutcome:
-        """Look ``number`` up (see the module docstring)."""
+        """Look ``number`` up (see the module docstring).
+
+        One coroutine from the route match to the outcome (the route's methods run inline:
+        every suspension of the MAP dialogue resumes through as few frames as possible)."""
         state = self._state
         if state is None:
             raise RuntimeError("the engine is not started")
-        t0 = self._now()
+        loop = self._loop  # (get_running_loop costs a getpid call on CPython 3.11)
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        loop_time = loop.time
+        t0 = loop_time()
         op = Operation(operation) if operation is not None else None
         try:
             digits = normalize_number(number)
         except InvalidNumber as exc:
             return LookupOutcome(number, LookupStatus.INVALID_NUMBER, None, None, op, (),
-                                 self._now() - t0, str(exc))
+                                 loop_time() - t0, str(exc))
         prefix, name = state.router.match(digits)
         route = state.routes.get(name) if name is not None else None
         if route is None:
             return LookupOutcome(digits, LookupStatus.NO_ROUTE, None, None, op, (),
-                                 self._now() - t0, state.router.route_for(digits).reason())
+                                 loop_time() - t0, state.router.route_for(digits).reason())
         stats = route.stats
         stats.lookups += 1
         stats.in_flight += 1
+        sec = route.section
         try:
-            outcome = await self._run_route(digits, op, prefix, route, t0)
+            methods = route.pairs
+            if op is not None:
+                methods = tuple((m, b) for m, b in methods if m.kind is _OPERATION_KIND[op])
+                if not methods:
+                    outcome = LookupOutcome(
+                        digits, LookupStatus.NO_ROUTE, sec.name, prefix, op, (),
+                        loop_time() - t0, f"route {sec.name} has no "
+                        f"{_OPERATION_KIND[op].value} method")
+                    stats.record(outcome)
+                    return outcome
+            if route.bucket is not None and not await route.bucket.admit(
+                    min(sec.queue_wait, sec.timeout)):
+                outcome = LookupOutcome(digits, LookupStatus.THROTTLED, sec.name, prefix, op,
+                                        (), loop_time() - t0, f"route {sec.name}: TPS cap "
+                                        f"{route.bucket.rate:g}/s reached")
+                stats.record(outcome)
+                return outcome
+            deadline = t0 + sec.timeout
+            attempts: list[MethodOutcome] = []
+            clock = self._clock
+            for method, breaker in methods:
+                if loop_time() >= deadline:
+                    attempts.append(MethodOutcome(method.index, method.kind, method.label,
+                                                  MethodStatus.FAILED, True,
+                                                  f"route timeout {sec.timeout:g} s reached",
+                                                  timed_out=True))
+                    break
+                now = clock() if clock is not None else loop_time()
+                if not breaker.allow(now):
+                    attempts.append(MethodOutcome(
+                        method.index, method.kind, method.label, MethodStatus.SKIPPED, True,
+                        f"circuit breaker open for {breaker.reopens_at() - now:.1f} s more"))
+                    continue
+                verdict = False
+                try:
+                    out = await method.run(digits, deadline)
+                    verdict = True
+                finally:
+                    if not verdict:  # cancelled: let another trial through
+                        breaker.release()
+                st = out.status
+                if st is MethodStatus.FAILED:
+                    breaker.failure(clock() if clock is not None else loop_time())
+                elif st is MethodStatus.ANSWERED or st is MethodStatus.REJECTED:
+                    breaker.success(clock() if clock is not None else loop_time())
+                else:
+                    breaker.release()
+                attempts.append(out)
+                if not out.retryable:
+                    break
         finally:
             stats.in_flight -= 1
+        done = tuple(attempts)
+        final = _final(done)
+        if final is None:
+            status, detail = LookupStatus.FAILED, "no method could run"
+        else:
+            status, detail = _LOOKUP_STATUS.get(final.status, LookupStatus.FAILED), \
+                final.detail
+        outcome = LookupOutcome(digits, status, sec.name, prefix, op, done, loop_time() - t0,
+                                detail)
         stats.record(outcome)
         return outcome
-
-    async def _run_route(self, digits: str, op: Operation | None, prefix: str | None,
-                         route: _Route, t0: float) -> LookupOutcome:
-        sec = route.section
-        deadline = t0 + sec.timeout
-
-        def done(status: LookupStatus, attempts: list[MethodOutcome], detail: str = ""
-                 ) -> LookupOutcome:
-            return LookupOutcome(digits, status, sec.name, prefix, op, tuple(attempts),
-                                 self._now() - t0, detail)
-
-        methods = list(zip(route.methods, route.breakers))
-        if op is not None:
-            methods = [(m, b) for m, b in methods if m.kind is _OPERATION_KIND[op]]
-            if not methods:
-                return done(LookupStatus.NO_ROUTE, [], f"route {sec.name} has no "
-                            f"{_OPERATION_KIND[op].value} method")
-        if route.bucket is not None and not await route.bucket.admit(
-                min(sec.queue_wait, sec.timeout)):
-            return done(LookupStatus.THROTTLED, [], f"route {sec.name}: TPS cap "
-                        f"{route.bucket.rate:g}/s reached")
-        attempts: list[MethodOutcome] = []
-        for method, breaker in methods:
-            if self._now() >= deadline:
-                attempts.append(MethodOutcome(method.index, method.kind, method.label,
-                                              MethodStatus.FAILED, True,
-                                              f"route timeout {sec.timeout:g} s reached",
-                                              timed_out=True))
-                break
-            now = self._lnow()
-            if not breaker.allow(now):
-                attempts.append(MethodOutcome(
-                    method.index, method.kind, method.label, MethodStatus.SKIPPED, True,
-                    f"circuit breaker open for {breaker.reopens_at() - now:.1f} s more"))
-                continue
-            verdict = False
-            try:
-                out = await method.run(digits, deadline)
-                verdict = True
-            finally:
-                if not verdict:  # cancelled: let another trial through
-                    breaker.release()
-            if out.status is MethodStatus.FAILED:
-                breaker.failure(self._lnow())
-            elif out.status in (MethodStatus.ANSWERED, MethodStatus.REJECTED):
-                breaker.success(self._lnow())
-            else:
-                breaker.release()
-            attempts.append(out)
-            if not out.retryable:
-                break
-        final = _final(tuple(attempts))
-        if final is None:
-            return done(LookupStatus.FAILED, attempts, "no method could run")
-        status = {MethodStatus.ANSWERED: LookupStatus.ANSWERED,
-                  MethodStatus.REJECTED: LookupStatus.REJECTED}.get(final.status,
-                                                                     LookupStatus.FAILED)
-        return done(status, attempts, final.detail)
 
     # ------------------------------------------------------------------ explain
 

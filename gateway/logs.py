@@ -68,6 +68,24 @@ def scrub(text: str) -> str:
     return _DIGITS.sub(_mask, text)
 
 
+_SCRUBBED: dict[str, str] = {}  # the request lines' recurring texts, scrubbed (see below)
+_SCRUBBED_MAX = 4096
+
+
+def _scrub_text(text: str) -> str:
+    """:func:`scrub` of a text the request path logs again and again (a logger name, an
+    event, a method, a route, a customer, a masked number): remembered, up to
+    :data:`_SCRUBBED_MAX` texts (then forgotten all at once, and learnt again)."""
+    done = _SCRUBBED.get(text)
+    if done is None:
+        done = _DIGITS.sub(_mask, text)
+        if len(text) <= 200:
+            if len(_SCRUBBED) >= _SCRUBBED_MAX:
+                _SCRUBBED.clear()
+            _SCRUBBED[text] = done
+    return done
+
+
 def _scrub_value(value: Any) -> Any:
     t = type(value)
     if t is str:
@@ -291,9 +309,14 @@ def log_event(name: str, level: str, event: str, fields: dict[str, Any]) -> None
         getattr(get_logger(name), level)(event, **fields)
         return
     line: dict[str, Any] = {"ts": round(time.time(), 3), "level": level,
-                            "logger": _scrub_value(name), "event": _scrub_value(event)}
+                            "logger": _scrub_text(name), "event": _scrub_text(event)}
     for key, value in fields.items():
-        line[key] = value if key in _KEEP else _scrub_value(value)
+        if key in _KEEP:
+            line[key] = value
+        elif type(value) is str:
+            line[key] = _scrub_text(value)
+        else:
+            line[key] = _scrub_value(value)
     bound = _CONTEXT.get()
     if bound:
         for key, value in bound.items():

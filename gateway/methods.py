@@ -123,7 +123,7 @@ class MapMethod:
     """MAP SRI-SM or ATI toward an HLR over a link set."""
 
     __slots__ = ("index", "kind", "label", "client", "route", "linkset", "throttle",
-                 "queue_wait", "timeout")
+                 "queue_wait", "timeout", "_loop")
 
     def __init__(self, index: int, kind: MethodKind, client: MapClient, route: MapRoute,
                  linkset: DrainableLinkSet, *, throttle: Throttle | None = None,
@@ -140,11 +140,11 @@ class MapMethod:
         self.throttle = throttle
         self.queue_wait = queue_wait
         self.timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _outcome(self, status: MethodStatus, detail: str, started: float,
+    def _outcome(self, status: MethodStatus, detail: str, latency: float,
                  out: MapOutcome | None = None, retryable: bool | None = None,
                  timed_out: bool = False) -> MethodOutcome:
-        latency = _now() - started
         if retryable is None:  # a result is final; else as retryable() says
             retryable = False if type(out) is MapResult else self.retryable(
                 MethodOutcome(self.index, self.kind, self.label, status, True, detail,
@@ -153,28 +153,38 @@ class MapMethod:
                              latency, out, timed_out=timed_out)
 
     async def run(self, number: str, deadline: float) -> MethodOutcome:
-        started = _now()
+        loop = self._loop  # (get_running_loop costs a getpid call on CPython 3.11)
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        started = loop.time()
         throttle = self.throttle
         if throttle is not None and not await throttle.admit(
                 max(0.0, min(self.queue_wait, deadline - started))):
             return self._outcome(MethodStatus.THROTTLED, f"link set {self.linkset.name}: "
-                                 f"TPS cap {throttle.rate:g}/s reached", started)
-        remaining = deadline - _now()
+                                 f"TPS cap {throttle.rate:g}/s reached",
+                                 loop.time() - started)
+        remaining = deadline - (loop.time() if throttle is not None else started)
         if remaining <= 0:
             return self._outcome(MethodStatus.FAILED, "the route's deadline passed before "
-                                 "this method could start", started, timed_out=True)
+                                 "this method could start", loop.time() - started,
+                                 timed_out=True)
         timeout = round(min(self.timeout or self.client.timer_m, remaining), 3)
         if self.kind is MethodKind.MAP_SRI_SM:
             out = await self.client.sri_sm(number, self.route, timeout=timeout)
         else:
             out = await self.client.ati(number, self.route, timeout=timeout)
+        latency = loop.time() - started
+        t = type(out)
+        if t is MapResult:  # final: no retryable() to ask
+            return MethodOutcome(self.index, self.kind, self.label, MethodStatus.ANSWERED,
+                                 False, "result", latency, out)
         if isinstance(out, MapResult):
-            return self._outcome(MethodStatus.ANSWERED, "result", started, out)
+            return self._outcome(MethodStatus.ANSWERED, "result", latency, out)
         if isinstance(out, MapUserError):
             return self._outcome(MethodStatus.ANSWERED, f"MAP error {out.name}"
                                  + (f" ({out.diagnostic})" if out.diagnostic else ""),
-                                 started, out)
-        return self._outcome(MethodStatus.FAILED, f"{out.kind.value}: {out.detail}", started,
+                                 latency, out)
+        return self._outcome(MethodStatus.FAILED, f"{out.kind.value}: {out.detail}", latency,
                              out)
 
     def retryable(self, outcome: MethodOutcome) -> bool:

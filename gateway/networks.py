@@ -218,6 +218,8 @@ class NetworkInfo:
 
 
 _AS_DICT: dict[NetworkInfo, dict[str, object]] = {}
+#: entries each memo of a NetworkDirectory keeps at most
+_MEMO_MAX = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +258,11 @@ class NetworkDirectory:
                 self._by_carrier.setdefault((net.country, carrier.casefold()), key)
         self._known_codes = dict(self._by_code)
         self._tables: list[tuple[str, dict[str, tuple[str, str | None]], tuple[int, ...]]] = []
+        # what by_mccmnc and range_holder built, by their inputs (the same objects again:
+        # an answer names a few hundred networks and ranges, not one per lookup); emptied
+        # by learn()
+        self._info: dict[tuple[str, str], NetworkInfo] = {}
+        self._matches: dict[tuple[str, str, str | None], RangeMatch] = {}
 
     # ---- the configuration's range tables
 
@@ -266,6 +273,8 @@ class NetworkDirectory:
         table's name for it."""
         self._by_code = dict(self._known_codes)
         self._tables = []
+        self._info = {}
+        self._matches = {}
         for name, rows in tables:
             entries: dict[str, tuple[str, str | None]] = {}
             for prefix, network, mccmnc in rows:
@@ -293,11 +302,18 @@ class NetworkDirectory:
 
     def by_mccmnc(self, mcc: str, mnc: str) -> NetworkInfo:
         """The network of an MCC/MNC (its name None when we do not know it)."""
+        info = self._info.get((mcc, mnc))
+        if info is not None:
+            return info
         hit = self._by_code.get(mcc + mnc)
         if hit is not None:
             name, country, key = hit
-            return NetworkInfo(name, country or MCC_COUNTRIES.get(mcc), mcc, mnc, key)
-        return NetworkInfo(None, MCC_COUNTRIES.get(mcc), mcc, mnc, None)
+            info = NetworkInfo(name, country or MCC_COUNTRIES.get(mcc), mcc, mnc, key)
+        else:
+            info = NetworkInfo(None, MCC_COUNTRIES.get(mcc), mcc, mnc, None)
+        if len(self._info) < _MEMO_MAX:
+            self._info[(mcc, mnc)] = info
+        return info
 
     def from_mccmnc(self, mccmnc: str) -> NetworkInfo:
         """:meth:`by_mccmnc` for a 5- or 6-digit string."""
@@ -329,15 +345,27 @@ class NetworkDirectory:
                 best = (*hit, table[0])
         if best is not None:
             prefix, network, mccmnc, table_name = best
+            memo = (prefix, table_name, region)
+            match = self._matches.get(memo)
+            if match is not None:
+                return match
             if mccmnc:
                 info = self.from_mccmnc(mccmnc)
                 if info.name is None:
                     info = NetworkInfo(network, info.country, info.mcc, info.mnc, info.key)
             else:
                 info = NetworkInfo(network, region, None, None, None)
-            return RangeMatch(prefix, info, f"range_table:{table_name}")
-        carried = carrier_range(e164)
-        if carried is not None:
+            match = RangeMatch(prefix, info, f"range_table:{table_name}")
+        else:
+            carried = carrier_range(e164)
+            if carried is None:
+                return None
             prefix, carrier = carried
-            return RangeMatch(prefix, self.by_carrier(region, carrier), "phonenumbers")
-        return None
+            memo = (prefix, "\x00phonenumbers", region)
+            match = self._matches.get(memo)
+            if match is not None:
+                return match
+            match = RangeMatch(prefix, self.by_carrier(region, carrier), "phonenumbers")
+        if len(self._matches) < _MEMO_MAX:
+            self._matches[memo] = match
+        return match

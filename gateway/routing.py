@@ -34,6 +34,9 @@ class InvalidNumber(ValueError):
 def normalize_number(text: str) -> str:
     """E.164 digits of ``text``: spaces, dashes, dots, brackets and a leading ``+`` dropped.
     Raises :class:`InvalidNumber` unless 1 to 15 digits remain, the first not 0."""
+    if text.isdigit() and text.isascii() and len(text) <= MAX_E164_DIGITS \
+            and text[:1] != "0":  # E.164 digits already (the lookup path): nothing to drop
+        return text
     digits = text.strip().translate(_SEPARATORS)
     if digits.startswith("+"):
         digits = digits[1:]

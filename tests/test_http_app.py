@@ -78,6 +78,12 @@ async def test_request_ids_and_strict_queries(api) -> None:
     r = await client.get("/nowhere")
     assert r.status == 404 and r.headers["Content-Type"].startswith("application/problem+json")
     assert r.headers["X-Request-ID"]
+    # no middleware: aiohttp's 404 and 405 still answer in the request context
+    r = await client.post("/v1/hlr/447555100001", headers=auth)
+    assert r.status == 405 and r.headers["Content-Type"].startswith("application/problem+json")
+    assert "GET" in r.headers["Allow"] and r.headers["X-Request-ID"]
+    r = await client.get("/v1/nowhere", headers={"X-Request-ID": "abc-2"})
+    assert r.status == 401 and r.headers["X-Request-ID"] == "abc-2"
 
 
 async def test_metrics_need_the_admin_token(api) -> None:

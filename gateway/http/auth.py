@@ -33,14 +33,14 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from gateway.customers import SERVICES, Customers, Limiter, parse_key
+from gateway.customers import MISS, SERVICES, Customers, Limiter, parse_key
 from gateway.store import Customer
 
 from .problems import ProblemError, ProblemType, problems_middleware
 
 __all__ = [
-    "CUSTOMERS", "LIMITER", "admission", "auth_middleware", "customer_of", "ensure_entitled",
-    "install", "requires",
+    "CUSTOMERS", "LIMITER", "admission", "admission_now", "auth_middleware", "customer_of",
+    "ensure_entitled", "install", "requires",
 ]
 
 log = logging.getLogger(__name__)
@@ -138,10 +138,29 @@ def admission(customers: Customers, limiter: Limiter, *,
     ``await admit(request)`` raises the 401, 403 or 429 :class:`ProblemError`, or answers
     the customer it admitted (``limiter.release(customer)`` once the request is answered),
     or None for a request that needs no key."""
-    prefixes = tuple(protected)
-    open_paths = frozenset(public)
+    admit_now = admission_now(customers, limiter, protected=protected, public=public)
 
     async def admit(request: web.Request) -> Customer | None:
+        customer = admit_now(request)
+        if customer is MISS:
+            customer = await customers.authenticate(_key_of(request))  # type: ignore[arg-type]
+            return _admitted(request, customer, limiter)
+        return customer
+
+    return admit
+
+
+def admission_now(customers: Customers, limiter: Limiter, *,
+                  protected: Iterable[str] = ("/v1/",), public: Iterable[str] = ()
+                  ) -> Callable[[web.Request], Customer | None]:
+    """:func:`admission` without a coroutine: ``admit_now(request)`` answers as ``await
+    admit(request)`` does when the key's customer is cached, else :data:`~gateway.
+    customers.MISS` (then ``await admit(request)``, which reads the store)."""
+    prefixes = tuple(protected)
+    open_paths = frozenset(public)
+    cached = customers.authenticate_cached
+
+    def admit_now(request: web.Request) -> Customer | None:
         path = request.path
         if not path.startswith(prefixes) or path in open_paths:
             return None
@@ -149,31 +168,38 @@ def admission(customers: Customers, limiter: Limiter, *,
         if key is None:
             raise _unauthenticated("send your API key as 'Authorization: Bearer KEY' or "
                                    "'X-API-Key: KEY'")
-        customer = await customers.authenticate(key)
-        if customer is None:
-            key_id = parse_key(key)
-            log.info("refused API key %s from %s", key_id or "(malformed)", request.remote)
-            raise _unauthenticated("the API key is not valid (unknown, revoked or expired)",
-                                   "invalid_token")
-        service = getattr(request.match_info.handler, _SERVICE_ATTR, None)
-        if service is not None and not customer.entitled(service):
-            raise not_entitled(customer, service)
-        verdict = limiter.admit(customer)
-        if not verdict.admitted:
-            retry = verdict.retry_after_header
-            if verdict.limit == "inflight":
-                detail = (f"{customer.inflight} requests already in progress for "
-                          f"{customer.name!r}: wait for one to finish")
-            else:
-                detail = (f"more than {customer.rate:g} requests a second (burst "
-                          f"{customer.burst}) for {customer.name!r}")
-            raise ProblemError(429, ProblemType.RATE_LIMITED, detail,
-                               headers={"Retry-After": retry}, limit=verdict.limit,
-                               retry_after=int(retry))
-        request[_CUSTOMER] = customer
-        return customer
+        customer = cached(key)
+        if customer is MISS:
+            return MISS
+        return _admitted(request, customer, limiter)
 
-    return admit
+    return admit_now
+
+
+def _admitted(request: web.Request, customer: Customer | None, limiter: Limiter
+              ) -> Customer:
+    if customer is None:
+        key_id = parse_key(_key_of(request) or "")
+        log.info("refused API key %s from %s", key_id or "(malformed)", request.remote)
+        raise _unauthenticated("the API key is not valid (unknown, revoked or expired)",
+                               "invalid_token")
+    service = getattr(request.match_info.handler, _SERVICE_ATTR, None)
+    if service is not None and not customer.entitled(service):
+        raise not_entitled(customer, service)
+    verdict = limiter.admit(customer)
+    if not verdict.admitted:
+        retry = verdict.retry_after_header
+        if verdict.limit == "inflight":
+            detail = (f"{customer.inflight} requests already in progress for "
+                      f"{customer.name!r}: wait for one to finish")
+        else:
+            detail = (f"more than {customer.rate:g} requests a second (burst "
+                      f"{customer.burst}) for {customer.name!r}")
+        raise ProblemError(429, ProblemType.RATE_LIMITED, detail,
+                           headers={"Retry-After": retry}, limit=verdict.limit,
+                           retry_after=int(retry))
+    request[_CUSTOMER] = customer
+    return customer
 
 
 def install(app: web.Application, customers: Customers, limiter: Limiter, *,

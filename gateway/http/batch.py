@@ -8,8 +8,8 @@
   ``Accept: text/csv`` or ``?format=csv`` (without ``page`` the CSV holds every item);
 - ``GET /v1/lookups``: the customer's latest jobs.
 
-:func:`setup_batch_routes` adds them to the API application (which has the middleware of
-:mod:`gateway.http.auth`) and, by default, starts and stops the
+:func:`setup_batch_routes` adds them to the API application (whose request context, or the
+middleware of :mod:`gateway.http.auth`, authenticates them) and, by default, starts and stops the
 :class:`~gateway.batch.BatchManager` with the application.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -38,16 +39,20 @@ CSV_CHUNK = 5000
 
 
 def setup_batch_routes(app: web.Application, manager: BatchManager, *, prefix: str = "/v1",
-                       lifecycle: bool = True, max_body: int = MAX_BODY) -> None:
+                       lifecycle: bool = True, max_body: int = MAX_BODY,
+                       wrap: Callable[[Any], Any] | None = None) -> None:
     """Add the batch routes under ``prefix``; with ``lifecycle``, ``manager.start()`` runs
-    on the application's startup and ``manager.close()`` on its cleanup."""
+    on the application's startup and ``manager.close()`` on its cleanup. ``wrap``: what
+    each handler is registered as (the lookup API's request context, which it runs in
+    instead of a middleware)."""
     base = f"{prefix}/lookups"
     manager.base_path = base
     app[BATCH] = manager
     handlers = _Handlers(manager, base, max_body)
-    app.router.add_post(base, handlers.submit)
-    app.router.add_get(base, handlers.list)
-    app.router.add_get(base + "/{job_id}", handlers.get)
+    w = wrap or (lambda h: h)
+    app.router.add_post(base, w(handlers.submit))
+    app.router.add_get(base, w(handlers.list))
+    app.router.add_get(base + "/{job_id}", w(handlers.get))
     if lifecycle:
         async def start(_app: web.Application) -> None:
             await manager.start()

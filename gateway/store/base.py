@@ -372,6 +372,7 @@ class Store(ABC):
     def __init__(self) -> None:
         self._queue: list[_Queued] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._put_loop: asyncio.AbstractEventLoop | None = None  # the loop rows queue on
         self._closed = False
 
     # ---- engine primitives
@@ -569,10 +570,23 @@ class Store(ABC):
         the port history (:meth:`observe_network`) in the same transaction. With ``wait``
         (the default) this returns once the row is committed (group commit: see the module
         docstring); ``wait=False`` queues it and returns at once."""
+        future = self.queue_lookup(customer_id, service, number, outcome, route,
+                                   network=network, job_id=job_id, at=at, wait=wait)
+        if future is not None:
+            # a cancelled caller cancels its future only: the row is queued and still written
+            await future
+
+    def queue_lookup(self, customer_id: int, service: str, number: str, outcome: str,
+                     route: str | None = None, *, network: str | None = None,
+                     job_id: str | None = None, at: float | None = None,
+                     wait: bool = True) -> asyncio.Future[None] | None:
+        """:meth:`record_lookup` without a coroutine of its own (the lookup API's path):
+        queues the row and answers the future to await for its commit (with ``wait``),
+        else None."""
         t = float(at if at is not None else _now())
         entry = _Queued((int(customer_id), service, number, outcome, route, t, job_id),
                         (number, network, t) if network else None)
-        await self._enqueue(entry, wait)
+        return self._put(entry, wait)
 
     async def observe_network(self, number: str, network: str, at: float | None = None, *,
                               wait: bool = True) -> None:
@@ -582,17 +596,23 @@ class Store(ABC):
         await self._enqueue(_Queued(None, (number, network, t)), wait)
 
     async def _enqueue(self, entry: _Queued, wait: bool) -> None:
+        future = self._put(entry, wait)
+        if future is not None:
+            # a cancelled caller cancels its future only: the row is queued and still written
+            await future
+
+    def _put(self, entry: _Queued, wait: bool) -> asyncio.Future[None] | None:
         if self._closed:
             raise StoreError("the store is closed")
-        loop = asyncio.get_running_loop()
+        loop = self._put_loop  # (get_running_loop costs a getpid call on CPython 3.11)
+        if loop is None or not loop.is_running():
+            loop = self._put_loop = asyncio.get_running_loop()
         if wait:
             entry.future = loop.create_future()
         self._queue.append(entry)
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush_loop())
-        if entry.future is not None:
-            # a cancelled caller cancels its future only: the row is queued and still written
-            await entry.future
+        return entry.future
 
     async def _flush_loop(self) -> None:
         while self._queue:
