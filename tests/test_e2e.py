@@ -194,15 +194,20 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         gw.start()
         yield s
     finally:
-        if gw.proc is not None:
-            rc = gw.stop()
-            assert rc == 0, gw.log.read_text()[-3000:]
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(15)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait()
+        stop_stack(gw, sim)
+
+
+def stop_stack(gw: Gateway, sim: subprocess.Popen) -> None:
+    """Stop the gateway (it must exit cleanly) and the simulator."""
+    if gw.proc is not None:
+        rc = gw.stop()
+        assert rc == 0, gw.log.read_text()[-3000:]
+    sim.send_signal(signal.SIGTERM)
+    try:
+        sim.wait(15)
+    except subprocess.TimeoutExpired:
+        sim.kill()
+        sim.wait()
 
 
 async def call(stack: Stack, path: str, key: str | None = "full", *, method: str = "GET",

@@ -16,9 +16,7 @@ softswitch (tests/sipp/softswitch.xml) over UDP and over TCP:
 
 from __future__ import annotations
 
-import signal
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,7 +24,7 @@ import pytest
 
 from protocols.sip.message import decode
 from tests.sipp import Sipp, free_port, require_sipp
-from tests.test_e2e import Gateway, add_customer, make_gateway, start_simulator
+from tests.test_e2e import Gateway, add_customer, make_gateway, start_simulator, stop_stack
 from tests.test_sip_wireshark import dissect
 
 pytestmark = [pytest.mark.slow, pytest.mark.sipp]
@@ -67,15 +65,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         gw.start()
         yield Stack(gw, sip_port)
     finally:
-        if gw.proc is not None:
-            rc = gw.stop()
-            assert rc == 0, gw.log.read_text()[-3000:]
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(15)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait()
+        stop_stack(gw, sim)
 
 
 async def softswitch(stack: Stack, transport: str, calls: str, local_ip: str = "127.0.0.1"):
