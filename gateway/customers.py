@@ -319,6 +319,9 @@ class Admission:
         return str(max(1, math.ceil(self.retry_after)))
 
 
+_ADMITTED = Admission(True)
+
+
 class _State:
     __slots__ = ("bucket", "inflight", "cap", "batch_bucket", "batch_inflight", "batch_cap",
                  "waiters")
@@ -352,8 +355,9 @@ class Limiter:
         self.batch_share = batch_share
         self._states: dict[int, _State] = {}
 
-    def _state(self, customer: Customer) -> _State:
-        now = self.clock()
+    def _state(self, customer: Customer, now: float | None = None) -> _State:
+        if now is None:
+            now = self.clock()
         st = self._states.get(customer.id)
         if st is None:
             st = self._states[customer.id] = _State(customer, now, self.batch_share)
@@ -369,16 +373,16 @@ class Limiter:
     def admit(self, customer: Customer) -> Admission:
         """Take a token and an in-flight slot now, or say which limit refused and for how
         long. An admitted request must call :meth:`release` when answered."""
-        st = self._state(customer)
+        now = self.clock()
+        st = self._state(customer, now)
         if st.inflight >= st.cap:
             return Admission(False, "inflight", 1.0)
-        now = self.clock()
         if not st.bucket.try_acquire(now):
             # the time until one whole token is back
             wait = (1.0 - st.bucket.available(now)) / st.bucket.rate
             return Admission(False, "rate", wait)
         st.inflight += 1
-        return Admission(True)
+        return _ADMITTED  # (one frozen answer: building one costs a dataclass __init__)
 
     def release(self, customer: Customer, *, batch: bool = False) -> None:
         """Give back an in-flight slot taken by :meth:`admit` (or, with ``batch``, by

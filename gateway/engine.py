@@ -39,6 +39,7 @@ from gateway.config.schema import (
     RouteSection,
     SipTargetSection,
 )
+from gateway.frozen import quick_init
 from gateway.limits import BreakerState, CircuitBreaker, Throttle
 from gateway.links import DrainableLinkSet
 from gateway.localdata import MnpTable, RangeHolder, RangeTable, read_mnp_csv, read_range_csv
@@ -99,6 +100,7 @@ class LookupStatus(enum.StrEnum):
     NO_ROUTE = "no_route"  # no route, or no method of the operation asked for
 
 
+@quick_init  # (the frozen dataclass's __init__, quicker: see gateway.frozen)
 @dataclass(frozen=True, slots=True)
 class LookupOutcome:
     """What one lookup gave: see the module docstring."""

@@ -89,6 +89,10 @@ def _scrub_text(text: str) -> str:
 def _scrub_value(value: Any) -> Any:
     t = type(value)
     if t is str:
+        if value.isalnum() and value.isascii() and not value.isdigit():
+            # letters and digits only (a request id): a run of digits inside it is no
+            # free-standing number, so there is nothing to mask
+            return value
         return _DIGITS.sub(_mask, value)
     if t is int:
         return value if -1_000_000 < value < 1_000_000 else _DIGITS.sub(_mask, str(value))
@@ -157,6 +161,10 @@ _console = structlog.dev.ConsoleRenderer(colors=False)
 
 
 def _json_line(event: dict[str, Any]) -> str:
+    try:  # text keys only (every line of the request path): no OPT_NON_STR_KEYS to pay for
+        return orjson.dumps(event, default=str).decode()
+    except TypeError:  # another key (orjson refuses it without the option)
+        pass
     try:
         return orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:  # what orjson refuses (an integer beyond 64 bits): the slow way

@@ -548,6 +548,9 @@ class LookupService:
         self.flights: SingleFlight[dict[str, Any]] = SingleFlight()
         self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()  # see _record
         self._local = _Local(())
+        # each route's methods' link sets, by route name, for the configuration it was read
+        # from (see _linkset_of)
+        self._linksets: tuple[Any, dict[str, tuple[str | None, ...]]] = (None, {})
         self.reconfigure(engine.config)
 
     def reconfigure(self, config: Config) -> None:
@@ -771,10 +774,16 @@ class LookupService:
         final = outcome.final
         if final is None or outcome.route is None:
             return None
-        route = self.engine.config.route(outcome.route)
-        if route is None or final.index >= len(route.methods):
+        config = self.engine.config
+        if self._linksets[0] is not config:  # (a reload gives a new configuration)
+            sets: dict[str, tuple[str | None, ...]] = {}
+            for r in config.routes:  # the first route of a name, as Config.route
+                sets.setdefault(r.name, tuple(m.linkset for m in r.methods))
+            self._linksets = (config, sets)
+        methods = self._linksets[1].get(outcome.route)
+        if methods is None or final.index >= len(methods):
             return None
-        return route.methods[final.index].linkset
+        return methods[final.index]
 
     def _for_customer(self, doc: dict[str, Any], customer: Any, cached: bool, age: float
                       ) -> dict[str, Any]:

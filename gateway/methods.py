@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from gateway.config.schema import MethodKind
+from gateway.frozen import quick_init
 from gateway.limits import Throttle
 from gateway.links import DrainableLinkSet
 from gateway.localdata import MnpTable, RangeTable
@@ -80,6 +81,7 @@ class LocalAnswer:
     range_holder: str | None = None
 
 
+@quick_init  # (the frozen dataclass's __init__, quicker: see gateway.frozen)
 @dataclass(frozen=True, slots=True)
 class MethodOutcome:
     """One method's try: its status, whether the next method should be tried, the detail,

@@ -95,6 +95,8 @@ def ensure_entitled(request: web.Request, service: str) -> Customer:
 def _key_of(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization")
     if auth:
+        if auth.startswith("Bearer "):  # the usual spelling: what the general path gives
+            return auth[7:].strip() or None
         scheme, _, value = auth.strip().partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
