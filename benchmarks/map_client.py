@@ -197,6 +197,10 @@ async def open_dialogues(n: int) -> tuple[int, float, float]:
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    # as `hlrgw serve` does once started (Service.run): the start-up's objects frozen out of
+    # the collector's walks
+    gc.collect()
+    gc.freeze()
     echo, echo_cpu = await bare_echo(args.seconds, args.concurrency)
     rate, cpu, stats = await dialogues(args.seconds, args.concurrency)
     answered, per_dialogue, drain = await open_dialogues(args.open)

@@ -582,6 +582,20 @@ class TransactionManager:
         self.counters.ended += 1
         return d, r[4], r[5], r[6]
 
+    def take_end(self, dtid: bytes) -> Dialogue | None:
+        """Close the open dialogue ``dtid`` on an End read by the caller (holding one
+        ReturnResultLast with a result, as :meth:`receive_result` takes it), as
+        :meth:`receive_result` closes it; None (nothing done) when no dialogue ``dtid`` is
+        open."""
+        d = self._open.pop(dtid, None)
+        if d is None:
+            return None
+        d.state = _IDLE  # (_release)
+        d.deadline = None
+        d.timer_seq = -1
+        self.counters.ended += 1
+        return d
+
     def read_invoke(self, data: bytes) -> tuple | None:
         """The responding side's hot path, first half: when ``data`` is a Begin holding one
         Invoke (the shapes :func:`~protocols.tcap._decode_simple` reads) that :meth:`receive`
@@ -599,6 +613,10 @@ class TransactionManager:
         if len(self._open) >= self.max_dialogues:
             return None
         return r
+
+    def has_room(self) -> bool:
+        """Whether another dialogue may open (fewer than ``max_dialogues`` are open)."""
+        return len(self._open) < self.max_dialogues
 
     def accept(self, begin: tuple, now: float) -> Dialogue:
         """Open the dialogue of a Begin read by :meth:`read_invoke`, as :meth:`receive` opens
@@ -622,6 +640,13 @@ class TransactionManager:
         counters.begins_received += 1
         counters.ended += 1
         return data
+
+    def ended_at_once(self) -> None:
+        """Count a Begin answered at once with an End the caller wrote itself (a template of
+        the bytes :meth:`end_at_once` writes): the counters of :meth:`end_at_once`."""
+        counters = self.counters
+        counters.begins_received += 1
+        counters.ended += 1
 
     # ----------------------------------------------------------------- internals
 

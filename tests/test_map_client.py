@@ -208,6 +208,47 @@ async def test_answer_with_a_malformed_sccp_address_is_dropped() -> None:
         assert net.client.stats.sccp_undecodable == 1
 
 
+async def test_learned_shapes_answer_what_the_general_path_answers() -> None:
+    """From the second SRI-SM on, the responder reads the Begins and the client the Ends by
+    the shapes learned from the first ones; the answers are the same typed outcomes."""
+    async with network() as net:
+        for number in ("447700900123", "447700900124", "4477009001235", "447700900125",
+                       "447700900120", "447700900126", "44770090013"):
+            out = await net.client.sri_sm(number, net.route)
+            if number.endswith("0"):
+                assert isinstance(out, MapUserError) and out.name == "absent_subscriber_sm"
+                continue
+            assert isinstance(out, MapResult) and out.value == map_.RoutingInfoForSmRes(
+                Imsi(IMSI), map_.LocationInfoWithLmsi(network_node_number=isdn(MSC)))
+            assert out.value.location_info_with_lmsi.network_node_number is not None
+        assert net.client._shapes and net.responder._shapes
+        assert net.client.stats.results == 6 and net.client.open_dialogues == 0
+        assert net.responder.stats.answered == 6 and net.responder.stats.begun == 7
+
+
+async def test_learned_end_shape_leaves_a_bad_imsi_to_the_general_path() -> None:
+    """An End of the learned shape whose IMSI does not decode is still a protocol error."""
+    calls = []
+
+    def hlr_then_bad_imsi(inv: Invocation):
+        calls.append(inv)
+        if len(calls) < 3:
+            return hlr(inv)
+        res = bytearray(hlr_result())
+        res[6] = 0xFF  # a filler inside the IMSI digits, the length unchanged
+        return RawReply(tcap.encode_end_result(len(calls).to_bytes(4, "big"),
+                                               tcap.DialogueResponse(map_.context_for(45, 3)),
+                                               1, 45, bytes(res)))
+
+    async with network(hlr_then_bad_imsi, timer_m=2.0) as net:
+        for _ in range(2):
+            assert isinstance(await net.client.sri_sm("447700900123", net.route), MapResult)
+        assert net.client._shapes
+        out = await net.client.sri_sm("447700900123", net.route)
+        assert isinstance(out, MapFailure) and out.kind is FailureKind.PROTOCOL
+        assert "did not decode" in out.detail and net.client.open_dialogues == 0
+
+
 def hlr_result() -> bytes:
     return map_.RoutingInfoForSmRes(Imsi("234150999999999"), map_.LocationInfoWithLmsi(
         isdn("447700990001"))).encode()

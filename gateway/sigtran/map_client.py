@@ -28,7 +28,9 @@ from protocols import m3ua, sccp, tcap
 from protocols import map as map_
 from protocols.errors import CodecError
 from protocols.map import ErrorCode, Opcode
-from protocols.map.common import enc_address
+from protocols.map.common import ADDRESS_CACHE, IMSI_CACHE, address, enc_address, imsi
+from protocols.map.sm import LocationInfoWithLmsi, RoutingInfoForSmRes
+from protocols.sccp import _BCD_ODD_LAST, _BCD_OK
 from protocols.tbcd import _SWAP, isdn  # (_SWAP: BCD octets, first digit low nibble)
 from protocols.tcap_dialogue import (
     Dialogue,
@@ -246,6 +248,93 @@ class _SriSmBegin:
         return [head, b"", b"", b"", tail, bcd, self._mid]
 
 
+_SHAPES_MAX = 64
+_RELEARN = 16  # (as the responder's _BeginShape: learned anew every 16th miss of a key)
+
+
+class _EndShape:
+    """The shape of an End answering an SRI-SM, learned from one the general reading took
+    (its UDT read by ``sccp.unitdata_payload``, its TCAP by
+    ``TransactionManager.receive_result``, its RoutingInfoForSM-Res of IMSI and
+    networkNode-Number read in place): every octet of it but the calling address's digits,
+    the dtid, the IMSI's digits and the networkNode-Number. An HLR's answers differ only
+    there, so an End of the same length with the same octets everywhere else is read by
+    comparing three runs of octets and reading those fields as the general reading reads
+    them: :meth:`read` gives ``(dtid, result)`` as the general reading gives them (the tests
+    compare), or None (then the general reading runs, and names any fault).
+
+    Only a UDT whose called address follows its pointers (pointer 3) is learned; the key is
+    ``(length, the octets up to the calling address's digits)``."""
+
+    __slots__ = ("c", "c_end", "odd", "chunk1", "tid_at", "tid_end", "chunk2", "i_at",
+                 "i_end", "chunk3", "n_at", "misses")
+
+    @classmethod
+    def learn(cls, buf: bytes, payload: bytes, hit: tuple, value: object
+              ) -> _EndShape | None:
+        try:
+            param = hit[3]
+            n = len(buf)
+            end = len(param)
+            if buf[2] != 3 or type(param) is not bytes or type(value) is not RoutingInfoForSmRes:
+                return None
+            a = 4 + param[3]  # (RoutingInfoForSmRes.decode's hot path: 30 L 04 li .. a0 ..)
+            if not (8 < end < 0x82 and param[1] == end - 2 and param[0] == 0x30
+                    and param[2] == 0x04 and a + 4 <= end and param[a] == 0xA0
+                    and param[a + 1] == end - a - 2 and param[a + 2] == 0x81
+                    and param[a + 3] == end - a - 4):
+                return None
+            self = cls()
+            self.misses = 0
+            self.c = c = 3 + buf[3]
+            self.c_end = c + 1 + buf[c]
+            self.odd = buf[c + 4] & 0x0F == 1
+            ds = 5 + buf[4]  # the TCAP message
+            if buf[ds:ds + len(payload)] != payload or ds + len(payload) != n:
+                return None
+            self.tid_at = ds + 4
+            self.tid_end = ds + 4 + len(hit[0].otid)
+            p = n - end
+            self.i_at = p + 4
+            self.i_end = p + a
+            self.n_at = p + a + 4
+            if not (c + 6 < self.c_end <= self.tid_at < self.tid_end <= p and self.i_at < self.i_end
+                    and buf[self.tid_at:self.tid_end] == hit[0].otid):
+                return None
+            self.chunk1 = buf[self.c_end:self.tid_at]
+            self.chunk2 = buf[self.tid_end:self.i_at]
+            self.chunk3 = buf[self.i_end:self.n_at]
+            got = self.read(buf)
+            if got is None or got[0] != hit[0].otid or got[1] != value:
+                return None
+            return self
+        except (CodecError, IndexError):
+            return None
+
+    def read(self, buf: bytes) -> tuple[bytes, RoutingInfoForSmRes] | None:
+        """``(dtid, result)`` of ``buf``, an End of the learned length and key; None when it
+        is not of this shape or a field does not decode."""
+        c_end = self.c_end
+        if (buf[c_end:self.tid_at] != self.chunk1 or buf[self.tid_end:self.i_at] != self.chunk2
+                or buf[self.i_end:self.n_at] != self.chunk3):
+            return None
+        # the calling address's digits, as sccp.unitdata_payload checks them
+        d = self.c + 6
+        if self.odd:
+            if buf[c_end - 1] not in _BCD_ODD_LAST or (
+                    c_end - d != 1 and not buf[d:c_end - 1].translate(_BCD_OK).isdigit()):
+                return None
+        elif not buf[d:c_end].translate(_BCD_OK).isdigit():
+            return None
+        # the result, as RoutingInfoForSmRes.decode reads it
+        try:
+            i = IMSI_CACHE.get(buf[self.i_at:self.i_end]) or imsi(buf, self.i_at, self.i_end)
+            a = ADDRESS_CACHE.get(buf[self.n_at:]) or address(buf, self.n_at, len(buf), "")
+        except CodecError:
+            return None
+        return buf[self.tid_at:self.tid_end], RoutingInfoForSmRes(i, LocationInfoWithLmsi(a))
+
+
 @dataclass(slots=True)
 class ClientStats:
     """Dialogues by outcome."""
@@ -281,6 +370,7 @@ class MapClient:
         self._versions: dict[tuple[str, int], int] = {}
         self._by_association: dict[object, set[bytes]] = {}
         self._templates: dict[tuple[int, int, bool], tuple[MapRoute, _SriSmBegin | None]] = {}
+        self._shapes: dict[tuple[int, bytes], _EndShape] = {}  # learned SRI-SM Ends
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -457,9 +547,38 @@ class MapClient:
         pd = data.protocol_data
         if pd.si != 3:
             return
+        buf = pd.data
+        # The hottest path: an SRI-SM's End of a shape learned from an earlier one (an HLR's
+        # answers differ only in the numbers and the dtid), read by comparing octets.
+        shape = (self._shapes.get((len(buf), buf[:9 + buf[3]]))
+                 if len(buf) > 8 and type(buf) is bytes else None)
+        if shape is not None:
+            got = shape.read(buf)
+            if got is None:
+                shape.misses += 1
+            else:
+                dialogue = self.tm.take_end(got[0])
+                if dialogue is not None:
+                    p = dialogue.context
+                    if type(p) is _Pending:
+                        ids = self._by_association.get(p.association)  # (_forget)
+                        if ids is not None:
+                            ids.discard(dialogue.otid)
+                        if p.operation is _SRI_SM:
+                            self.stats.results += 1
+                            future = p.future
+                            if not future.done():
+                                future.set_result(MapResult(_SRI_SM, got[1], p.version,
+                                                            p.route.name))
+                        else:  # (an SRI-SM's result for another operation)
+                            self._answered(p, [tcap.ReturnResultLast(
+                                1, _SRI_SM, buf[shape.i_at - 4:])])
+                    if self._timer is None:
+                        self._arm_timer()
+                    return
         # The hot path: a UDT carrying the End with the result. Its addresses are checked
         # (sccp.unitdata_payload) but not built: nothing here needs them.
-        payload = sccp.unitdata_payload(pd.data)
+        payload = sccp.unitdata_payload(buf)
         if payload is not None:
             hit = self.tm.receive_result(payload, 0.0)  # (no timer to start: now unused)
             if hit is not None:
@@ -477,6 +596,9 @@ class MapClient:
                     except CodecError as exc:
                         self._fail(p, FailureKind.PROTOCOL, f"answer did not decode: {exc}")
                     else:
+                        if p.operation is _SRI_SM and buf[2] == 3 and (
+                                shape is None or shape.misses >= _RELEARN):
+                            self._learn(buf, payload, hit, value)
                         self.stats.results += 1
                         future = p.future
                         if not future.done():
@@ -513,6 +635,13 @@ class MapClient:
             self._returned(msg, now)
         if self._timer is None:
             self._arm_timer()  # (every _begin arms it; this only covers a timer not yet set)
+
+    def _learn(self, buf: bytes, payload: bytes, hit: tuple, value: object) -> None:
+        shape = _EndShape.learn(buf, payload, hit, value)
+        if shape is not None:
+            if len(self._shapes) >= _SHAPES_MAX:
+                self._shapes.clear()
+            self._shapes[(len(buf), buf[:9 + buf[3]])] = shape
 
     def _returned(self, msg: sccp.UnitdataService | sccp.ExtendedUnitdataService,
                   now: float) -> None:

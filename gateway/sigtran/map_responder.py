@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from protocols import m3ua, sccp, tcap
 from protocols import map as map_
 from protocols.errors import CodecError
+from protocols.map.sm import RoutingInfoForSmArg, RoutingInfoForSmRes
+from protocols.sccp import _BCD_ODD_LAST, _BCD_OK
+from protocols.tbcd import _INTERNATIONAL, _ISDN, _SWAP, _address
 from protocols.tcap_dialogue import Dialogue, DialogueBegun, TransactionManager
 
 from .sccp_route import SI_SCCP, reply_data
@@ -51,6 +54,151 @@ def _accepted(acn: tuple[int, ...]) -> tcap.DialogueResponse:
             _ACCEPTED.clear()
         pdu = _ACCEPTED[acn] = tcap.DialogueResponse(acn)
     return pdu
+
+
+_SRI_SM = map_.Opcode.SEND_ROUTING_INFO_FOR_SM
+_SHAPES_MAX = 64
+_RELEARN = 16
+
+
+class _BeginShape:
+    """The shape of an SRI-SM Begin, learned from one the general reading took (its UDT
+    split by ``sccp.unitdata_split``, its TCAP read by ``TransactionManager.read_invoke``,
+    its RoutingInfoForSM-Arg of msisdn, sm-RP-PRI and serviceCentreAddress read in place):
+    every octet of it but the called address's digits, the otid and the msisdn's digits.
+    An SMSC's Begins differ only there, so a Begin of the same length with the same octets
+    everywhere else is read by comparing three runs of octets and checking those fields as
+    the general reading checks them (the called digits BCD, the msisdn's digits as
+    ``RoutingInfoForSmArg.decode`` reads them, the otid any octets): :meth:`read` gives what
+    the general reading gives (the tests compare), or None (then the general reading runs).
+
+    Only a UDT whose called address follows its pointers (pointer 3) is learned; the key is
+    ``(length, the octets up to the called address's digits)``. A Begin of a known key that
+    does not fit (another SMSC, another invoke id) counts a miss; the shape is learned anew
+    from the general reading of every :data:`_RELEARN`-th such Begin, not of each one (a
+    peer whose Begins never fit does not pay for learning each time)."""
+
+    __slots__ = ("a_end", "odd", "chunk1", "otid_at", "otid_end", "chunk2", "m_at", "m_end",
+                 "chunk3", "calling", "pdu", "iid", "param_at", "pri", "sca", "misses", "answers")
+
+    @classmethod
+    def learn(cls, buf: bytes, split: tuple, begin: tuple, version: int
+              ) -> _BeginShape | None:
+        """The shape of ``buf`` (split and read as given), or None where :meth:`read` would
+        not give what the general reading gave."""
+        try:
+            param = begin[6]
+            n = len(buf)
+            if buf[2] != 3 or begin[5] != _SRI_SM or type(param) is not bytes:
+                return None
+            a = 4 + param[3]  # (RoutingInfoForSmArg.decode's hot path: 30 L 80 la 91 ..)
+            end = len(param)
+            if not (6 < end < 0x82 and param[0] == 0x30 and param[1] == end - 2
+                    and param[2] == 0x80 and param[4] == 0x91 and a > 5 and a + 5 <= end
+                    and param[a] == 0x81 and param[a + 1] == 1 and param[a + 3] == 0x82
+                    and a + 5 + param[a + 4] == end):
+                return None
+            self = cls()
+            self.misses = 0
+            self.answers = {}
+            self.a_end = 6 + buf[5]
+            self.odd = buf[9] & 0x0F == 1
+            ds = 5 + buf[4]  # the TCAP message
+            self.otid_at = ds + 4
+            self.otid_end = ds + 4 + len(begin[1])
+            self.param_at = n - len(param)
+            self.m_at = self.param_at + 5
+            self.m_end = self.param_at + a
+            if not self.a_end <= self.otid_at < self.otid_end <= self.m_at < self.m_end:
+                return None
+            self.chunk1 = buf[self.a_end:self.otid_at]
+            self.chunk2 = buf[self.otid_end:self.m_at]
+            self.chunk3 = buf[self.m_end:]
+            self.calling = split[1]
+            self.pdu = begin[2]
+            self.iid = begin[4]
+            arg = RoutingInfoForSmArg.decode(param, version)
+            self.pri = arg.sm_rp_pri
+            self.sca = arg.service_centre_address
+            got = self.read(buf)
+            if got is None or got[:3] != (split[0], split[1], begin) or got[3] != arg:
+                return None
+            return self
+        except (CodecError, IndexError):
+            return None
+
+    def read(self, buf: bytes) -> tuple | None:
+        """``(called, calling, begin, argument)`` of ``buf``, a Begin of the learned length
+        and key; None when it is not of this shape."""
+        a_end = self.a_end
+        if (buf[a_end:self.otid_at] != self.chunk1 or buf[self.otid_end:self.m_at] != self.chunk2
+                or buf[self.m_end:] != self.chunk3):
+            return None
+        # the called address's digits, as sccp.unitdata_split checks them
+        if self.odd:
+            if buf[a_end - 1] not in _BCD_ODD_LAST or (
+                    a_end != 12 and not buf[11:a_end - 1].translate(_BCD_OK).isdigit()):
+                return None
+        elif not buf[11:a_end].translate(_BCD_OK).isdigit():
+            return None
+        # the msisdn, as RoutingInfoForSmArg.decode reads it
+        digits = buf[self.m_at:self.m_end].translate(_SWAP).hex()
+        if digits.isdigit():
+            msisdn = _address(digits, _INTERNATIONAL, _ISDN)
+        elif digits[-1] == "f" and digits[:-1].isdigit():
+            msisdn = _address(digits[:-1], _INTERNATIONAL, _ISDN)
+        else:
+            return None
+        begin = (0x62, buf[self.otid_at:self.otid_end], self.pdu, 0xA1, self.iid, _SRI_SM,
+                 buf[self.param_at:])
+        return (buf[5:a_end], self.calling, begin,
+                RoutingInfoForSmArg(msisdn, self.pri, self.sca))
+
+
+    def answer(self, called: bytes, otid: bytes, accepted: tcap.DialoguePdu | None,
+               result: bytes) -> bytes | None:
+        """The UDT answering a Begin read with :meth:`read` (its called address ``called``,
+        its otid ``otid``) with an End holding one ReturnResultLast of ``result``, written
+        from a template per length of the result: the same bytes as the general path
+        (``TransactionManager.end_at_once``, ``sccp.encode_unitdata_lv`` of the Begin's
+        addresses swapped), or None where the general path is to write it (then it also
+        raises what it raises)."""
+        t = self.answers.get(len(result))
+        if t is None:
+            if len(self.answers) >= _SHAPES_MAX:
+                self.answers.clear()
+            t = self.answers[len(result)] = self._answer_template(called, otid, accepted,
+                                                                  result)
+        if not t:
+            return None
+        return b"".join((t[0], called, t[1], otid, t[2], result))
+
+    def _answer_template(self, called: bytes, otid: bytes,
+                         accepted: tcap.DialoguePdu | None, result: bytes) -> tuple | bool:
+        """``(before the called address, between it and the dtid, between the dtid and the
+        result)``, checked on two samples of these lengths; False where it would not write
+        what the general path writes. Every octet but those depends only on the lengths."""
+        def general(c: bytes, o: bytes, r: bytes) -> bytes:
+            return sccp.encode_unitdata_lv(self.calling, c, tcap.encode_end_result(
+                o, accepted, self.iid, _SRI_SM, r))
+
+        try:
+            udt = general(called, otid, result)
+            d = 5 + len(self.calling) + len(called)
+            k = len(otid)
+            r = len(udt) - len(result)
+            t = (udt[:d - len(called)], udt[d:d + 5], udt[d + 5 + k:r])
+            if (udt[d - len(called):d] != called or udt[d + 5:d + 5 + k] != otid
+                    or udt[r:] != result or d + 5 + k > r):
+                return False
+            c2 = called[:-1] + bytes(((called[-1] + 1) & 0xFF,))
+            o2 = bytes(0xFF - b for b in otid)
+            r2 = bytes(0xFF - b for b in result)
+            if b"".join((t[0], c2, t[1], o2, t[2], r2)) != general(c2, o2, r2):
+                return False
+            return t
+        except (CodecError, IndexError):
+            return False
 
 
 class Invocation:
@@ -192,6 +340,7 @@ class MapResponder:
         self.stats = ResponderStats()
         self._tasks: set[asyncio.Task[None]] = set()
         self._contexts: dict[int, tuple] = {}  # id(AARQ) -> _context()
+        self._shapes: dict[tuple[int, bytes], _BeginShape] = {}  # learned SRI-SM Begins
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the traffic comes in on
 
     def on_payload(self, assoc: object, data: m3ua.Data) -> None:
@@ -202,14 +351,31 @@ class MapResponder:
         loop = self._loop
         if loop is None or not loop.is_running():  # (get_running_loop costs a getpid call)
             loop = self._loop = asyncio.get_running_loop()
+        buf = pd.data
+        # The hottest path: an SRI-SM Begin of a shape learned from an earlier one (an SMSC's
+        # Begins differ only in the number and the otid), read by comparing octets.
+        shape = self._shapes.get((len(buf), buf[:11])) if type(buf) is bytes else None
+        if shape is not None:
+            got = shape.read(buf)
+            if got is not None:
+                if self.tm.has_room():  # (as read_invoke)
+                    self.stats.begun += 1
+                    self._invoked(assoc, pd, (got[1], got[0]), None, None, loop.time(),
+                                  got[2], got[3], shape)
+                    return
+            else:
+                shape.misses += 1
         # The hot path: a UDT whose addresses are of the inter-PLMN form, carrying a Begin
         # with one Invoke. The addresses are checked, not decoded: the answer takes them back
         # swapped as they came, and the handler's Invocation decodes them if asked.
-        split = sccp.unitdata_split(pd.data)
+        split = sccp.unitdata_split(buf)
         if split is not None:
             begin = self.tm.read_invoke(split[2])
             if begin is not None:
                 self.stats.begun += 1
+                if begin[5] == _SRI_SM and buf[2] == 3 and (
+                        shape is None or shape.misses >= _RELEARN):
+                    self._learn(buf, split, begin)
                 self._invoked(assoc, pd, (split[1], split[0]), None, None, loop.time(), begin)
                 return
         try:
@@ -230,6 +396,17 @@ class MapResponder:
             if type(event) is DialogueBegun:
                 self._begun(assoc, pd, back, event, now)
 
+    def _learn(self, buf: bytes, split: tuple, begin: tuple) -> None:
+        pdu = begin[2]
+        context = self._contexts.get(id(pdu))
+        if context is None or context[0] is not pdu:
+            context = self._context(pdu)
+        shape = _BeginShape.learn(buf, split, begin, context[2])
+        if shape is not None:
+            if len(self._shapes) >= _SHAPES_MAX:
+                self._shapes.clear()
+            self._shapes[(len(buf), buf[:11])] = shape
+
     def _begun(self, assoc: object, pd: m3ua.ProtocolData, back: tuple[bytes, bytes],
                event: DialogueBegun, now: float) -> None:
         self.stats.begun += 1
@@ -247,13 +424,15 @@ class MapResponder:
 
     def _invoked(self, assoc: object, pd: m3ua.ProtocolData, back: tuple[bytes, bytes],
                  dialogue: Dialogue | None, invoke: tcap.Invoke | None, now: float,
-                 begin: tuple | None = None) -> None:
+                 begin: tuple | None = None, argument: object = None,
+                 shape: _BeginShape | None = None) -> None:
         """The peer's Begin opened ``dialogue`` invoking ``invoke`` (a local operation).
         ``back`` holds the SCCP addresses of the answer (the Begin's calling and called
         addresses, encoded). ``dialogue`` and ``invoke`` None: the Begin, as
         ``TransactionManager.read_invoke`` read it, is in ``begin``, and its dialogue is
         opened here unless the handler answers at once with a result (then it is ended in
-        the same step)."""
+        the same step). ``argument``: the invoke's argument, already decoded by ``shape``
+        (a :class:`_BeginShape`), which also writes the answer."""
         if dialogue is None:
             pdu = begin[2]  # type: ignore[index]
             invoke_id, opcode, parameter = begin[4], begin[5], begin[6]  # type: ignore[index]
@@ -269,8 +448,9 @@ class MapResponder:
             accepted = None
         self.stats.by_operation[opcode] = self.stats.by_operation.get(opcode, 0) + 1
         served = self.max_versions.get(opcode)
-        argument = None
-        if served is not None and version <= served:
+        if served is None or version > served:
+            argument = None
+        elif argument is None:
             try:
                 argument = map_.decode_argument(opcode, parameter or b"", version)
             except CodecError as exc:
@@ -294,10 +474,24 @@ class MapResponder:
                                          back[1], back[0], assoc))
         if dialogue is None:
             if type(answer) is Reply:  # answered at once: the dialogue opens and ends here
-                result = map_.encode_result(opcode, answer.value, version)
+                value = answer.value
+                send = getattr(assoc, "send_payload", None)
+                if shape is not None and type(value) is RoutingInfoForSmRes and send is not None:
+                    # (encode_result, without its look-up; the UDT from the shape's template)
+                    result = value.encode(version)
+                    udt = shape.answer(back[1], begin[1], accepted, result)
+                    if udt is not None:
+                        self.tm.ended_at_once()
+                        self.stats.answered += 1
+                        try:
+                            send(pd.dpc, pd.opc, SI_SCCP, pd.ni, pd.mp, pd.sls, udt)
+                        except Exception as exc:  # the association went down
+                            log.debug("answer not sent: %s", exc)
+                        return
+                else:
+                    result = map_.encode_result(opcode, value, version)
                 out = self.tm.end_at_once(begin, accepted, invoke_id, opcode, result)
                 self.stats.answered += 1
-                send = getattr(assoc, "send_payload", None)
                 if send is None:  # (an association with only send())
                     self._send(assoc, pd, back, out)
                     return
