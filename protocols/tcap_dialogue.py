@@ -368,10 +368,22 @@ class TransactionManager:
             self.counters.resource_limited += 1
             raise TooManyDialogues(
                 f"{len(in_use)} TCAP dialogues open, the bound is {self.max_dialogues}")
-        otid = self._allocate()
-        d = Dialogue(otid, _INIT_SENT, True, None, None, application_context, context)
+        # (_allocate's common case and _arm, inline: this is every Begin a client sends)
+        i = self._next
+        otid = i.to_bytes(TID_OCTETS, "big")
+        if otid in in_use or i + 1 >= self._id_space:
+            otid = self._allocate()
+        else:
+            self._next = i + 1
+        seq = self._seq
+        self._seq = seq + 1
+        deadline = now + (self.invoke_timeout if timeout is None else timeout)
+        d = Dialogue(otid, _INIT_SENT, True, deadline, None, application_context, context, seq)
         in_use[otid] = d
-        self._arm(d, now + (self.invoke_timeout if timeout is None else timeout))
+        heap = self._heap
+        heapq.heappush(heap, (deadline, seq, otid))
+        if len(heap) > 2 * len(in_use) + _COMPACT_SLACK:
+            self._compact()
         self.counters.begun += 1
         return d
 
@@ -678,11 +690,14 @@ class TransactionManager:
         heapq.heappush(heap, (deadline, seq, d.otid))
         # lazy deletion leaves an entry behind for every closed or re-armed dialogue (holding
         # the id, not the dialogue: a closed dialogue, and what its context holds, is freed)
+        if len(heap) > 2 * len(self._open) + _COMPACT_SLACK:
+            self._compact()
+
+    def _compact(self) -> None:
         in_use = self._open
-        if len(heap) > 2 * len(in_use) + _COMPACT_SLACK:
-            self._heap = [e for e in heap
-                          if (o := in_use.get(e[2])) is not None and o.timer_seq == e[1]]
-            heapq.heapify(self._heap)
+        self._heap = [e for e in self._heap
+                      if (o := in_use.get(e[2])) is not None and o.timer_seq == e[1]]
+        heapq.heapify(self._heap)
 
     def _release(self, d: Dialogue) -> None:
         del self._open[d.otid]

@@ -836,3 +836,41 @@ def test_learned_begin_shape_answers_what_the_general_path_writes(
             assert got is None or got == want
             if isinstance(want, bytes) and len(result) < 0x60:
                 assert got == want  # (the template is taken where the End is short)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 7), st.sampled_from([None, 0.5, 9.0])),
+                max_size=60),
+       st.integers(3, 9))
+def test_open_is_begin_without_the_encoding(steps, space) -> None:
+    # TransactionManager.open (the client's template Begins) inlines the id allocation and
+    # the timer of begin: same ids (wrapping and skipping ids in use), deadlines, timer
+    # entries, heap sweeps, bound and counters
+    from protocols.tcap_dialogue import TooManyDialogues, TransactionManager
+
+    ac = map_.context_for(Opcode.SEND_ROUTING_INFO_FOR_SM, 3)
+    pdu = tcap.DialogueRequest(ac)
+    fast = TransactionManager(max_dialogues=space - 1, invoke_timeout=3.0, id_space=space)
+    slow = TransactionManager(max_dialogues=space - 1, invoke_timeout=3.0, id_space=space)
+    now = 0.0
+    for opening, pick, timeout in steps:
+        now += 0.25
+        if opening:
+            try:
+                d = fast.open(ac, now, timeout, "ctx")
+            except TooManyDialogues as exc:
+                with pytest.raises(TooManyDialogues, match=str(exc)):
+                    slow.begin(pdu, [], now, timeout, "ctx")
+                continue
+            e, _ = slow.begin(pdu, [], now, timeout, "ctx")
+            assert dataclasses.astuple(d) == dataclasses.astuple(e)
+        else:
+            open_now = fast.dialogues()
+            if open_now:
+                d = open_now[pick % len(open_now)]
+                fast.end(d, None, [], now, prearranged=True)
+                slow.end(slow.find(d.otid), None, [], now, prearranged=True)
+        assert fast._heap == slow._heap and fast._next == slow._next
+        assert fast.get_timer() == slow.get_timer() and fast.counters == slow.counters
+    assert [dataclasses.astuple(d) for d in fast.dialogues()] == [
+        dataclasses.astuple(d) for d in slow.dialogues()]

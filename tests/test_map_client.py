@@ -377,3 +377,17 @@ async def test_what_the_client_sends_dissects_in_tshark(tmp_path: Path) -> None:
     rows = [line.split("\t") for line in out.splitlines()]
     assert rows[0] == ["45", f"447700900123,{GW}", "447700900123", GW, "6", "8"]
     assert rows[1] == ["71", f"447700900456,{GW}", "447700900456", GW, "6", "147"]
+
+
+async def test_set_version_reaches_a_route_already_in_use() -> None:
+    # the client remembers each route's version and template for SRI-SM; a version set
+    # later is what the next dialogue starts with
+    async with network() as net:
+        first = await net.client.sri_sm("447700900123", net.route)
+        assert isinstance(first, MapResult) and first.version == 3
+        net.client.set_version(net.route, map_.Opcode.SEND_ROUTING_INFO_FOR_SM, 2)
+        second = await net.client.sri_sm("447700900124", net.route)
+        assert isinstance(second, MapResult) and second.version == 2
+        third = await net.client.sri_sm("447700900125", net.route, sm_rp_pri=False)
+        assert isinstance(third, MapResult) and third.version == 2
+        assert net.responder.stats.refused == 0

@@ -370,6 +370,9 @@ class MapClient:
         self._versions: dict[tuple[str, int], int] = {}
         self._by_association: dict[object, set[bytes]] = {}
         self._templates: dict[tuple[int, int, bool], tuple[MapRoute, _SriSmBegin | None]] = {}
+        # per route (by identity), for SRI-SM with sm-RP-PRI set: (route, the version the
+        # next dialogue starts with, its template); emptied whenever a version changes
+        self._sri_sm_next: dict[int, tuple[MapRoute, int, _SriSmBegin | None]] = {}
         self._shapes: dict[tuple[int, bytes], _EndShape] = {}  # learned SRI-SM Ends
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -400,6 +403,7 @@ class MapClient:
         """Start the dialogues of ``operation`` on ``route`` with context ``version`` (for
         partners known not to take the highest); a refusal still falls back from there."""
         self._versions[(route.name, operation)] = version
+        self._sri_sm_next.clear()
 
     # ------------------------------------------------------------------ operations
 
@@ -409,11 +413,26 @@ class MapClient:
         loop = self._loop  # (_start, without its call)
         if loop is None or not loop.is_running():  # (get_running_loop costs a getpid call)
             loop = self._loop = asyncio.get_running_loop()
-        pending = _Pending(loop.create_future(), _SRI_SM, None,
-                           self._versions.get((route.name, _SRI_SM), _SRI_SM_HIGHEST), route,
-                           msisdn, timeout, sm_rp_pri)
-        self._begin(pending, loop.time())
+        nxt = self._sri_sm_next.get(id(route)) if sm_rp_pri is True else None
+        if nxt is None or nxt[0] is not route:  # (the hot path: the version and template
+            nxt = self._next_sri_sm(route, sm_rp_pri)  # in one look-up by the route's id)
+        pending = _Pending(loop.create_future(), _SRI_SM, None, nxt[1], route, msisdn, timeout,
+                           sm_rp_pri)
+        self._begin(pending, loop.time(), nxt[2])
         return await pending.future
+
+    def _next_sri_sm(self, route: MapRoute, sm_rp_pri: bool
+                     ) -> tuple[MapRoute, int, _SriSmBegin | None]:
+        """``(route, version, template)`` for the next SRI-SM on ``route``: the version from
+        :meth:`version_for`, the template of that version (None: the general path);
+        remembered for sm-RP-PRI set (the common case) until a version changes."""
+        version = self._versions.get((route.name, _SRI_SM), _SRI_SM_HIGHEST)
+        nxt = (route, version, self._template_for(route, version, sm_rp_pri))
+        if sm_rp_pri is True:
+            if len(self._sri_sm_next) >= 256:
+                self._sri_sm_next.clear()
+            self._sri_sm_next[id(route)] = nxt
+        return nxt
 
     async def ati(self, msisdn: str, route: MapRoute, *,
                   requested: map_.RequestedInfo | None = None,
@@ -471,22 +490,28 @@ class MapClient:
         return called, calling
 
     def _template(self, p: _Pending) -> _SriSmBegin | None:
-        """The SRI-SM Begin template of ``p``'s route, version and sm-RP-PRI (by the route
+        """The SRI-SM Begin template of ``p``'s route, version and sm-RP-PRI."""
+        return self._template_for(p.route, p.version, p.sm_rp_pri)
+
+    def _template_for(self, route: MapRoute, version: int, sm_rp_pri: bool
+                      ) -> _SriSmBegin | None:
+        """The SRI-SM Begin template of ``route``, ``version`` and ``sm_rp_pri`` (by the route
         object's identity: hashing a MapRoute would hash each of its fields)."""
-        key = (id(p.route), p.version, p.sm_rp_pri)
+        key = (id(route), version, sm_rp_pri)
         hit = self._templates.get(key)
-        if hit is not None and hit[0] is p.route:
+        if hit is not None and hit[0] is route:
             return hit[1]
-        tpl = _SriSmBegin.for_route(p.route, p.version, p.sm_rp_pri, self.smsc,
-                                    self._ssn[_SRI_SM])
+        tpl = _SriSmBegin.for_route(route, version, sm_rp_pri, self.smsc, self._ssn[_SRI_SM])
         if len(self._templates) >= 256:
             self._templates.clear()
-        self._templates[key] = (p.route, tpl)
+        self._templates[key] = (route, tpl)
         return tpl
 
     # ------------------------------------------------------------------ sending
 
-    def _begin(self, p: _Pending, now: float) -> None:
+    def _begin(self, p: _Pending, now: float, tpl: _SriSmBegin | None = None) -> None:
+        """Open ``p``'s dialogue and send its Begin; ``tpl``, when given, is the SRI-SM
+        template of ``p``'s route, version and sm-RP-PRI (else looked up here)."""
         route = p.route
         if not route.linkset.is_up:
             self._fail(p, FailureKind.LINK_DOWN, f"link set {route.linkset.name} is down")
@@ -495,8 +520,8 @@ class MapClient:
         operation = p.operation
         parts = None
         if operation is _SRI_SM and p.argument is None:  # the hot path: from a template
-            hit = self._templates.get((id(route), version, p.sm_rp_pri))
-            tpl = hit[1] if hit is not None and hit[0] is route else self._template(p)
+            if tpl is None:
+                tpl = self._template(p)
             if tpl is not None:
                 parts = tpl.parts(p.msisdn)
         try:
@@ -728,6 +753,7 @@ class MapClient:
             if version is not None and version < p.version and not p.retried:
                 # TS 29.002 §15.2.4: retry once with the version the peer offers
                 self._versions[(p.route.name, p.operation)] = version
+                self._sri_sm_next.clear()
                 self.stats.fallbacks += 1
                 p.version, p.retried = version, True
                 self._begin(p, asyncio.get_running_loop().time())
