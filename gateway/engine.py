@@ -229,7 +229,9 @@ class RouteStats:
     methods: list[MethodStats] = field(default_factory=list)
 
     def record(self, outcome: LookupOutcome) -> None:
-        self.by_status[outcome.status.value] = self.by_status.get(outcome.status.value, 0) + 1
+        # ``_value_``: the member's value without Enum.value's two Python-level calls
+        status = outcome.status._value_
+        self.by_status[status] = self.by_status.get(status, 0) + 1
         self.latency_sum += outcome.latency
         i = bisect_left(LATENCY_BUCKETS, outcome.latency)  # the first bound >= latency
         if i < len(LATENCY_BUCKETS):
@@ -238,7 +240,8 @@ class RouteStats:
             if a.index < len(self.methods):
                 m = self.methods[a.index]
                 m.attempts += 1
-                m.by_status[a.status.value] = m.by_status.get(a.status.value, 0) + 1
+                status = a.status._value_
+                m.by_status[status] = m.by_status.get(status, 0) + 1
 
 
 @dataclass(slots=True)

@@ -266,7 +266,7 @@ def normalise(outcome: LookupOutcome, number: Number, directory: NetworkDirector
         "original_network": original,
         "lookup": {
             "route": outcome.route,
-            "method": _METHOD.get(final.kind.value, final.kind.value),
+            "method": _METHOD.get(final.kind._value_, final.kind._value_),
             "via": linkset,
             "map_version": version,
             "attempts": len(outcome.attempts),

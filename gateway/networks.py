@@ -208,16 +208,25 @@ class NetworkInfo:
     def as_dict(self) -> dict[str, object]:
         """The network as answers show it. The same dict object for equal networks: do not
         change it (copy it to add to it)."""
+        # first by identity (the directory hands out the same objects again and again):
+        # no call of the dataclass's __hash__, which hashes a tuple of every field. The
+        # entry holds the object itself, so its id is not reused while it is there.
+        seen = _AS_DICT_BY_ID.get(id(self))
+        if seen is not None and seen[0] is self:
+            return seen[1]
         found = _AS_DICT.get(self)
         if found is None:
             found = {"name": self.name, "mcc": self.mcc, "mnc": self.mnc,
                      "country": self.country, "country_name": country_name(self.country)}
             if len(_AS_DICT) < 10_000:
                 _AS_DICT[self] = found
+        if len(_AS_DICT_BY_ID) < 10_000:
+            _AS_DICT_BY_ID[id(self)] = (self, found)
         return found
 
 
 _AS_DICT: dict[NetworkInfo, dict[str, object]] = {}
+_AS_DICT_BY_ID: dict[int, tuple[NetworkInfo, dict[str, object]]] = {}
 #: entries each memo of a NetworkDirectory keeps at most
 _MEMO_MAX = 50_000
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.web_urldispatcher import MatchInfoError
+from aiohttp.web_urldispatcher import MatchInfoError, UrlMappingMatchInfo
 
 from gateway import __version__
 from gateway.customers import MISS
@@ -240,6 +240,8 @@ def _resolve_in_context(router: web.UrlDispatcher, wrap: Callable[[Any], Any]) -
 
     async def resolve_in_context(request: web.Request) -> Any:
         info = await resolve(request)
+        if type(info) is UrlMappingMatchInfo:  # a route took it (no ABC isinstance check)
+            return info
         if isinstance(info, MatchInfoError):
             return _Unmatched(info.http_exception, wrap)
         return info

@@ -45,9 +45,16 @@ class SqliteStore(Store):
         return f"SqliteStore({self.path!r})"
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
+        # not loop.run_in_executor: that wraps the executor's future in an asyncio one
+        # (wrap_future, _chain_future: a dozen Python calls and Condition locks on the
+        # event loop per operation, and uvloop checks fn is no coroutine function each
+        # time). The store's thread hands the outcome back with one call_soon_threadsafe.
+        executor = self._executor
+        if executor is None:
             raise StoreError("the store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        fut = asyncio.get_running_loop().create_future()
+        executor.submit(_run_then_deliver, fut, fn, args)
+        return await fut
 
     async def _connect(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hlrgw-sqlite")
@@ -138,3 +145,32 @@ class SqliteStore(Store):
         if self._conn is None:
             raise StoreError("the store is not open")
         return self._conn
+
+
+def _run_then_deliver(fut: asyncio.Future[Any], fn: Callable[..., Any],
+                      args: tuple[Any, ...]) -> None:
+    """On the store's thread: ``fn(*args)``, its result or exception handed to ``fut`` on
+    the event loop. An operation whose caller was cancelled before it started is not run
+    (as run_in_executor's cancelled work item is not)."""
+    if fut.cancelled():
+        return
+    try:
+        result = fn(*args)
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller, as it was raised
+        deliver, value = _set_exception, exc
+    else:
+        deliver, value = _set_result, result
+    try:
+        fut.get_loop().call_soon_threadsafe(deliver, fut, value)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass
+
+
+def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
