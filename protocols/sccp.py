@@ -863,45 +863,16 @@ def unitdata_payload(buf: bytes) -> bytes | None:
     (GTI 4 with SSN, BCD digits), without building the message or its addresses: a receiver
     that only needs the TCAP inside. None for anything else, well-formed or not (then
     :func:`decode` reads it, and names any fault)."""
-    n = len(buf)  # (unitdata_split, without building the addresses' slices)
-    if n < 5 or buf[0] != 0x09 or buf[1] & 0x7E or type(buf) is not bytes:
-        return None
-    a = 2 + buf[2]
-    c = 3 + buf[3]
-    d = 4 + buf[4]
-    if a > 2 and c > 3 and d > 4 and a < n and c < n and d < n:
-        a_end = a + 1 + buf[a]
-        c_end = c + 1 + buf[c]
-        d_end = d + 1 + buf[d]
-        if a_end <= n and c_end <= n and d + 1 < d_end <= n and a_end - a > 6 < c_end - c:
-            ai = buf[a + 1]
-            ci = buf[c + 1]
-            if ((ai == 0x12 or ai == 0x52) and (ci == 0x12 or ci == 0x52)
-                    and buf[a + 5] < 0x80 and buf[c + 5] < 0x80):
-                es = buf[a + 4] & 0x0F
-                if es == 2:
-                    ok = buf[a + 6:a_end].translate(_BCD_OK).isdigit()
-                else:
-                    ok = (es == 1 and buf[a_end - 1] in _BCD_ODD_LAST
-                          and (a_end - a == 7
-                               or buf[a + 6:a_end - 1].translate(_BCD_OK).isdigit()))
-                if ok:
-                    es = buf[c + 4] & 0x0F
-                    if es == 2:
-                        ok = buf[c + 6:c_end].translate(_BCD_OK).isdigit()
-                    else:
-                        ok = (es == 1 and buf[c_end - 1] in _BCD_ODD_LAST
-                              and (c_end - c == 7
-                                   or buf[c + 6:c_end - 1].translate(_BCD_OK).isdigit()))
-                    if ok:
-                        return buf[d + 1:d_end]
-    return None
+    split = unitdata_split(buf)
+    return None if split is None else split[2]
 
 
 def unitdata_split(buf: bytes) -> tuple[bytes, bytes, bytes] | None:
-    """:func:`unitdata_payload`, with the called and calling addresses as they stand in the
-    UDT (length octet first, as :func:`encode_unitdata_lv` takes them): ``(called,
-    calling, data)``, or None."""
+    """``(called, calling, data)`` of ``buf`` when it is a UDT that :func:`decode` reads
+    (pointers, lengths and protocol class checked as it checks them) with both addresses of
+    the inter-PLMN form (GTI 4 with SSN, BCD digits), the addresses as they stand in the UDT
+    (length octet first, as :func:`encode_unitdata_lv` takes them), without building the
+    message or its addresses. None for anything else (:func:`decode` names any fault)."""
     n = len(buf)
     if n < 5 or buf[0] != 0x09 or buf[1] & 0x7E or type(buf) is not bytes:
         return None

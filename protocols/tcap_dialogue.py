@@ -585,13 +585,9 @@ class TransactionManager:
         r = _read_simple(data) if type(data) is bytes else None
         if r is None or r[0] != TAG_END or r[6] is None or r[3] == TAG_INVOKE:
             return None
-        d = self._open.pop(r[1], None)
+        d = self.take_end(r[1])
         if d is None:
             return None
-        d.state = _IDLE  # (_release)
-        d.deadline = None
-        d.timer_seq = -1
-        self.counters.ended += 1
         return d, r[4], r[5], r[6]
 
     def take_end(self, dtid: bytes) -> Dialogue | None:
