@@ -851,10 +851,18 @@ def _address_ok(lv: bytes) -> bool:
     es = lv[4] & 0x0F
     if (ai != 0x12 and ai != 0x52) or lv[5] >= 0x80:
         return False
+    return bcd_digits_ok(lv, 6, len(lv), es)
+
+
+def bcd_digits_ok(buf: bytes, start: int, end: int, es: int) -> bool:
+    """True when ``buf[start:end]`` (at least one octet) holds address digits of encoding
+    scheme ``es`` as :func:`_decode_address_raw` reads them on its hot path: BCD 0-9 in
+    every nibble for 2 (even), the same with an F filler as the last high nibble for 1
+    (odd); False for any other scheme."""
     if es == 2:
-        return lv[6:].translate(_BCD_OK).isdigit()
-    return es == 1 and lv[-1] in _BCD_ODD_LAST and (len(lv) == 7
-                                                   or lv[6:-1].translate(_BCD_OK).isdigit())
+        return buf[start:end].translate(_BCD_OK).isdigit()
+    return es == 1 and buf[end - 1] in _BCD_ODD_LAST and (
+        end - start == 1 or buf[start:end - 1].translate(_BCD_OK).isdigit())
 
 
 def unitdata_payload(buf: bytes) -> bytes | None:
@@ -879,33 +887,21 @@ def unitdata_split(buf: bytes) -> tuple[bytes, bytes, bytes] | None:
     a = 2 + buf[2]
     c = 3 + buf[3]
     d = 4 + buf[4]
-    if a > 2 and c > 3 and d > 4 and a < n and c < n and d < n:
-        a_end = a + 1 + buf[a]
-        c_end = c + 1 + buf[c]
-        d_end = d + 1 + buf[d]
-        if a_end <= n and c_end <= n and d + 1 < d_end <= n and a_end - a > 6 < c_end - c:
-            # _address_ok of both, inline
-            ai = buf[a + 1]
-            ci = buf[c + 1]
-            if ((ai == 0x12 or ai == 0x52) and (ci == 0x12 or ci == 0x52)
-                    and buf[a + 5] < 0x80 and buf[c + 5] < 0x80):
-                es = buf[a + 4] & 0x0F
-                if es == 2:
-                    ok = buf[a + 6:a_end].translate(_BCD_OK).isdigit()
-                else:
-                    ok = (es == 1 and buf[a_end - 1] in _BCD_ODD_LAST
-                          and (a_end - a == 7
-                               or buf[a + 6:a_end - 1].translate(_BCD_OK).isdigit()))
-                if ok:
-                    es = buf[c + 4] & 0x0F
-                    if es == 2:
-                        ok = buf[c + 6:c_end].translate(_BCD_OK).isdigit()
-                    else:
-                        ok = (es == 1 and buf[c_end - 1] in _BCD_ODD_LAST
-                              and (c_end - c == 7
-                                   or buf[c + 6:c_end - 1].translate(_BCD_OK).isdigit()))
-                    if ok:
-                        return buf[a:a_end], buf[c:c_end], buf[d + 1:d_end]
+    if not (a > 2 and c > 3 and d > 4 and a < n and c < n and d < n):
+        return None
+    a_end = a + 1 + buf[a]
+    c_end = c + 1 + buf[c]
+    d_end = d + 1 + buf[d]
+    if not (a_end <= n and c_end <= n and d + 1 < d_end <= n and a_end - a > 6 < c_end - c):
+        return None
+    # _address_ok of both, without slicing the addresses out first
+    ai = buf[a + 1]
+    ci = buf[c + 1]
+    if ((ai == 0x12 or ai == 0x52) and (ci == 0x12 or ci == 0x52)
+            and buf[a + 5] < 0x80 and buf[c + 5] < 0x80
+            and bcd_digits_ok(buf, a + 6, a_end, buf[a + 4] & 0x0F)
+            and bcd_digits_ok(buf, c + 6, c_end, buf[c + 4] & 0x0F)):
+        return buf[a:a_end], buf[c:c_end], buf[d + 1:d_end]
     return None
 
 

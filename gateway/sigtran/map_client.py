@@ -30,7 +30,7 @@ from protocols.errors import CodecError
 from protocols.map import ErrorCode, Opcode
 from protocols.map.common import ADDRESS_CACHE, IMSI_CACHE, address, enc_address, imsi
 from protocols.map.sm import LocationInfoWithLmsi, RoutingInfoForSmRes
-from protocols.sccp import _BCD_ODD_LAST, _BCD_OK
+from protocols.sccp import bcd_digits_ok
 from protocols.tbcd import _SWAP, isdn  # (_SWAP: BCD octets, first digit low nibble)
 from protocols.tcap_dialogue import (
     Dialogue,
@@ -319,12 +319,7 @@ class _EndShape:
                 or buf[self.i_end:self.n_at] != self.chunk3):
             return None
         # the calling address's digits, as sccp.unitdata_payload checks them
-        d = self.c + 6
-        if self.odd:
-            if buf[c_end - 1] not in _BCD_ODD_LAST or (
-                    c_end - d != 1 and not buf[d:c_end - 1].translate(_BCD_OK).isdigit()):
-                return None
-        elif not buf[d:c_end].translate(_BCD_OK).isdigit():
+        if not bcd_digits_ok(buf, self.c + 6, c_end, 1 if self.odd else 2):
             return None
         # the result, as RoutingInfoForSmRes.decode reads it
         try:

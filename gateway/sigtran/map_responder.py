@@ -25,7 +25,7 @@ from protocols import m3ua, sccp, tcap
 from protocols import map as map_
 from protocols.errors import CodecError
 from protocols.map.sm import RoutingInfoForSmArg, RoutingInfoForSmRes
-from protocols.sccp import _BCD_ODD_LAST, _BCD_OK
+from protocols.sccp import bcd_digits_ok
 from protocols.tbcd import _INTERNATIONAL, _ISDN, _SWAP, _address
 from protocols.tcap_dialogue import Dialogue, DialogueBegun, TransactionManager
 
@@ -135,11 +135,7 @@ class _BeginShape:
                 or buf[self.m_end:] != self.chunk3):
             return None
         # the called address's digits, as sccp.unitdata_split checks them
-        if self.odd:
-            if buf[a_end - 1] not in _BCD_ODD_LAST or (
-                    a_end != 12 and not buf[11:a_end - 1].translate(_BCD_OK).isdigit()):
-                return None
-        elif not buf[11:a_end].translate(_BCD_OK).isdigit():
+        if not bcd_digits_ok(buf, 11, a_end, 1 if self.odd else 2):
             return None
         # the msisdn, as RoutingInfoForSmArg.decode reads it
         digits = buf[self.m_at:self.m_end].translate(_SWAP).hex()

@@ -42,7 +42,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import CodecError, Layer
-from .uri import Param, Uri, format_params, parse_uri
+from .uri import Param, Uri, _has_param, format_params, parse_uri
 from .uri import find_param as _param
 
 __all__ = [
@@ -322,7 +322,7 @@ class Via:
     @property
     def has_rport(self) -> bool:
         """RFC 3581 §3: the client asks for the response to go to its source port."""
-        return any(n.lower() == "rport" for n, _ in self.params)
+        return _has_param(self.params, "rport")
 
     @property
     def rport(self) -> int | None:
@@ -533,10 +533,17 @@ def _parse_int(value: str, offset: int, field: str) -> int:
 
 
 class _Headers:
-    """Access to the headers kept as ``(name, value)`` (those without a typed field)."""
+    """Access to the headers kept as ``(name, value)`` (those without a typed field), and
+    the branch of the top Via."""
 
     __slots__ = ()
+    via: tuple[Via, ...]
     headers: tuple[Header, ...]
+
+    @property
+    def branch(self) -> str | None:
+        """The branch of the top Via: the transaction the message belongs to (§17)."""
+        return self.via[0].branch if self.via else None
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any spelling or compact form), or None."""
@@ -577,11 +584,6 @@ class Request(_Headers):
     headers: tuple[Header, ...] = ()
     body: bytes = b""
 
-    @property
-    def branch(self) -> str | None:
-        """The branch of the top Via: the transaction this request belongs to (§17)."""
-        return self.via[0].branch if self.via else None
-
 
 @dataclass(slots=True)
 class Response(_Headers):
@@ -597,10 +599,6 @@ class Response(_Headers):
     contact: tuple[Address, ...] = ()
     headers: tuple[Header, ...] = ()
     body: bytes = b""
-
-    @property
-    def branch(self) -> str | None:
-        return self.via[0].branch if self.via else None
 
     @property
     def is_final(self) -> bool:

@@ -74,8 +74,8 @@ _LOCAL_RE = re.compile(r"[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#][0-9A-Fa-f*#\-.()]*")
 _GLOBAL_RN_RE = re.compile(r"\+[0-9]{1,3}[0-9A-Fa-f\-.()]*")
 _LOCAL_RN_RE = re.compile(r"[0-9A-Fa-f\-.()]+")
 _TEL_PNAME_RE = re.compile(r"[A-Za-z0-9\-]+")
-_TEL_PVALUE_RE = re.compile(
-    rf"(?:[{_UNRESERVED}\[\]/:&+$]|%[0-9A-Fa-f]{{2}})+")
+# RFC 3966 §3: pvalue = 1*paramchar, the same characters as RFC 3261 §25.1 paramchar
+_TEL_PVALUE_RE = _PARAM_CHARS_RE
 # parameters of RFC 3966 §3 that come before the others, in this order
 _FIRST_PARAMS = ("isub", "ext", "phone-context")
 
