@@ -7,7 +7,7 @@ simulator (:mod:`simulators.cli`). ``config check``, ``route explain``, ``trace`
 ``serve`` are the network engineer's commands (:mod:`gateway.netcli`). ``demo`` runs the
 simulator's example network and a gateway wired to it (:mod:`gateway.demo`).
 
-Exit status: 0 success, 1 undecodable input, 2 usage error (argparse), 3 not yet available.
+Exit status: 0 success, 1 undecodable input, 2 usage error (argparse).
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ from gateway import __version__
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
-EXIT_NOT_YET = 3
 
-_NOT_YET: dict[str, str] = {}  # commands announced but not available yet: name -> what
 
 def pretty(value: Any, indent: int = 0, step: int = 2) -> str:
     """Render a codec value readably: nested dataclasses indented one field a line,
@@ -114,14 +112,6 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gateway.demo import cmd_demo as run
 
     return run(args, out, err)
-
-
-def cmd_not_yet(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    print(
-        f"hlrgw {args.command}: not yet available: will {_NOT_YET[args.command]}; see README.md",
-        file=err,
-    )
-    return EXIT_NOT_YET
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,12 +19,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import os
 import re
 import secrets
-import signal
 import socket
 import sys
 from collections.abc import Mapping
@@ -211,6 +208,7 @@ async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from gateway.config import ConfigInvalid
     from gateway.customers import SERVICES, CustomerError, Customers
     from gateway.service import Service, ServiceError
+    from simulators.cli import wait_for_stop_signal
     from simulators.runner import Simulator
 
     data = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
@@ -250,17 +248,7 @@ async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         base = f"http://127.0.0.1:{service.port_of('http')}"
         admin = f"http://127.0.0.1:{service.port_of('admin')}"
         _banner(out, base, admin, token, issued.key, sim, data)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
+        await wait_for_stop_signal()
         print("hlrgw demo: stopping", file=out, flush=True)
         return EXIT_OK
     finally:

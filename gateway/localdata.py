@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from gateway.config.problems import ConfigProblem
 
@@ -25,6 +26,7 @@ __all__ = ["MnpTable", "PortedNumber", "RangeHolder", "RangeTable", "read_mnp_cs
 
 _E164 = re.compile(r"[1-9][0-9]{0,14}")
 _MCCMNC = re.compile(r"[0-9]{5,6}")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,78 +104,73 @@ def _rows(path: Path, header: str) -> Iterable[tuple[int, list[str]]]:
             yield line_no, row
 
 
-def read_range_csv(path: str | Path) -> tuple[list[RangeHolder], list[ConfigProblem]]:
-    """The ranges of a range-table CSV, and its problems."""
+def _read_csv(path: str | Path, header: str, dup: str,
+              parse: Callable[[list[str]], tuple[str, T] | str]) -> tuple[list[T],
+                                                                      list[ConfigProblem]]:
+    """The records of a CSV as ``parse`` makes them, and the file's problems: ``parse`` returns
+    the record's key and the record, or why the row is refused; a key seen on an earlier line
+    is refused as a duplicate ``dup``."""
     path = Path(path)
-    out: list[RangeHolder] = []
+    out: list[T] = []
     problems: list[ConfigProblem] = []
     seen: dict[str, int] = {}
     try:
-        for line, row in _rows(path, "prefix"):
-            def bad(msg: str, line: int = line) -> None:
-                problems.append(ConfigProblem(str(path), line, "", msg))
-            if len(row) < 2 or len(row) > 3:
-                bad(f"expected prefix,network[,mccmnc], got {len(row)} columns")
+        for line, row in _rows(path, header):
+            parsed = parse(row)
+            if isinstance(parsed, str):
+                problems.append(ConfigProblem(str(path), line, "", parsed))
                 continue
-            prefix = row[0].lstrip("+")
-            if not _E164.fullmatch(prefix):
-                bad(f"'{row[0]}' is not an E.164 prefix")
+            key, record = parsed
+            if key in seen:
+                problems.append(ConfigProblem(str(path), line, "",
+                                              f"{dup} {key} is already on line {seen[key]}"))
                 continue
-            mccmnc = row[2] if len(row) == 3 and row[2] else None
-            if mccmnc is not None and not _MCCMNC.fullmatch(mccmnc):
-                bad(f"'{mccmnc}' is not an MCC+MNC (5 or 6 digits)")
-                continue
-            if not row[1]:
-                bad("the network name is empty")
-                continue
-            if prefix in seen:
-                bad(f"prefix {prefix} is already on line {seen[prefix]}")
-                continue
-            seen[prefix] = line
-            out.append(RangeHolder(prefix, row[1], mccmnc))
+            seen[key] = line
+            out.append(record)
     except OSError as exc:
         problems.append(ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror or exc}"))
     except (UnicodeDecodeError, csv.Error) as exc:
         problems.append(ConfigProblem(str(path), None, "", f"not a CSV text file: {exc}"))
     return out, problems
+
+
+def _range_row(row: list[str]) -> tuple[str, RangeHolder] | str:
+    if len(row) < 2 or len(row) > 3:
+        return f"expected prefix,network[,mccmnc], got {len(row)} columns"
+    prefix = row[0].lstrip("+")
+    if not _E164.fullmatch(prefix):
+        return f"'{row[0]}' is not an E.164 prefix"
+    mccmnc = row[2] if len(row) == 3 and row[2] else None
+    if mccmnc is not None and not _MCCMNC.fullmatch(mccmnc):
+        return f"'{mccmnc}' is not an MCC+MNC (5 or 6 digits)"
+    if not row[1]:
+        return "the network name is empty"
+    return prefix, RangeHolder(prefix, row[1], mccmnc)
+
+
+def _mnp_row(row: list[str]) -> tuple[str, PortedNumber] | str:
+    if len(row) < 2 or len(row) > 4:
+        return f"expected msisdn,network[,mccmnc[,routing_number]], got {len(row)} columns"
+    row = row + [""] * (4 - len(row))
+    msisdn = row[0].lstrip("+")
+    if not _E164.fullmatch(msisdn):
+        return f"'{row[0]}' is not an E.164 number"
+    if not row[1]:
+        return "the network name is empty"
+    mccmnc = row[2] or None
+    if mccmnc is not None and not _MCCMNC.fullmatch(mccmnc):
+        return f"'{mccmnc}' is not an MCC+MNC (5 or 6 digits)"
+    rn = row[3].lstrip("+") or None
+    if rn is not None and not rn.isdigit():
+        return f"routing number '{row[3]}' is not digits"
+    return msisdn, PortedNumber(msisdn, row[1], mccmnc, rn)
+
+
+def read_range_csv(path: str | Path) -> tuple[list[RangeHolder], list[ConfigProblem]]:
+    """The ranges of a range-table CSV, and its problems."""
+    return _read_csv(path, "prefix", "prefix", _range_row)
 
 
 def read_mnp_csv(path: str | Path) -> tuple[list[PortedNumber], list[ConfigProblem]]:
     """The ported numbers of an MNP CSV, and its problems."""
-    path = Path(path)
-    out: list[PortedNumber] = []
-    problems: list[ConfigProblem] = []
-    seen: dict[str, int] = {}
-    try:
-        for line, row in _rows(path, "msisdn"):
-            def bad(msg: str, line: int = line) -> None:
-                problems.append(ConfigProblem(str(path), line, "", msg))
-            if len(row) < 2 or len(row) > 4:
-                bad(f"expected msisdn,network[,mccmnc[,routing_number]], got {len(row)} columns")
-                continue
-            row += [""] * (4 - len(row))
-            msisdn = row[0].lstrip("+")
-            if not _E164.fullmatch(msisdn):
-                bad(f"'{row[0]}' is not an E.164 number")
-                continue
-            if not row[1]:
-                bad("the network name is empty")
-                continue
-            mccmnc = row[2] or None
-            if mccmnc is not None and not _MCCMNC.fullmatch(mccmnc):
-                bad(f"'{mccmnc}' is not an MCC+MNC (5 or 6 digits)")
-                continue
-            rn = row[3].lstrip("+") or None
-            if rn is not None and not rn.isdigit():
-                bad(f"routing number '{row[3]}' is not digits")
-                continue
-            if msisdn in seen:
-                bad(f"number {msisdn} is already on line {seen[msisdn]}")
-                continue
-            seen[msisdn] = line
-            out.append(PortedNumber(msisdn, row[1], mccmnc, rn))
-    except OSError as exc:
-        problems.append(ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror or exc}"))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        problems.append(ConfigProblem(str(path), None, "", f"not a CSV text file: {exc}"))
-    return out, problems
+    return _read_csv(path, "msisdn", "number", _mnp_row)

@@ -30,7 +30,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from gateway.config.schema import MethodKind
+from gateway.config.schema import MAP_METHODS, MethodKind
 from gateway.frozen import quick_init
 from gateway.limits import Throttle
 from gateway.links import DrainableLinkSet
@@ -130,7 +130,7 @@ class MapMethod:
     def __init__(self, index: int, kind: MethodKind, client: MapClient, route: MapRoute,
                  linkset: DrainableLinkSet, *, throttle: Throttle | None = None,
                  queue_wait: float = 1.0, timeout: float | None = None) -> None:
-        if kind not in (MethodKind.MAP_SRI_SM, MethodKind.MAP_ATI):
+        if kind not in MAP_METHODS:
             raise ValueError(f"not a MAP method: {kind}")
         self.index = index
         self.kind = kind

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from .runner import Simulator
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "run", "wait_for_stop_signal"]
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -68,22 +68,29 @@ async def _serve(sim: Simulator, out: TextIO, err: TextIO) -> int:
         print(f"hlrgw simulate: cannot listen: {exc.strerror or exc} (a port of the network "
               "file is in use? try --ephemeral)", file=err)
         return EXIT_BAD_INPUT
+    try:
+        _banner(sim, out)
+        await wait_for_stop_signal()
+        print("hlrgw simulate: stopping", file=out, flush=True)
+    finally:
+        await sim.stop()
+    print("hlrgw simulate: stopped", file=out, flush=True)
+    return EXIT_OK
+
+
+async def wait_for_stop_signal() -> None:
+    """Return at SIGINT or SIGTERM (where the loop can take signal handlers)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        _banner(sim, out)
         await stop.wait()
-        print("hlrgw simulate: stopping", file=out, flush=True)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        await sim.stop()
-    print("hlrgw simulate: stopped", file=out, flush=True)
-    return EXIT_OK
 
 
 def _banner(sim: Simulator, out: TextIO) -> None:

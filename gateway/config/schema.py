@@ -16,7 +16,7 @@ The sections (see ``config/*.toml`` for commented examples and docs/operations.m
 - ``[[linksets]]``: associations toward one destination, and their TPS cap;
 - ``[[sip_targets]]``: SIP number-portability servers (with a rate cap each);
 - ``[[routing_numbers]]``: routing number -> the network it designates (RFC 4694 ``rn``);
-- ``[[mnp_sources]]``: ported-number data (a CSV file, or SIP NP targets);
+- ``[[mnp_sources]]``: ported-number data (a CSV file; ``kind = "sip"`` is refused);
 - ``[[range_tables]]``: number ranges and the network holding each;
 - ``[[routes]]``: E.164 prefixes (longest wins) and the ordered methods tried for them;
 - ``[http]``, ``[sip]``, ``[admin]``: listeners (with TLS);
@@ -260,10 +260,10 @@ class RoutingNumberSection:
 @dataclass(frozen=True, slots=True)
 class MnpSourceSection:
     name: str = req("unique name (local methods refer to it)")
-    kind: MnpKind = req("file (CSV of ported numbers) or sip")
+    kind: MnpKind = req("file (CSV of ported numbers); sip is refused: use a sip route method")
     file: str | None = opt(None, "CSV file msisdn,network,mccmnc,routing_number (kind file)",
                            path=True)
-    targets: tuple[str, ...] = opt((), "SIP targets, by name (kind sip)")
+    targets: tuple[str, ...] = opt((), "SIP targets, by name (kind sip, not in this version)")
 
 
 @dataclass(frozen=True, slots=True)

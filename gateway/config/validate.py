@@ -51,8 +51,9 @@ from .schema import (
 
 __all__ = ["check", "SIP_NOT_AVAILABLE", "SIP_TLS_NOT_AVAILABLE"]
 
-SIP_NOT_AVAILABLE = ("sip MNP sources are not used by this version: ask the SIP NP targets "
-                     "from a route method of kind sip instead")
+SIP_NOT_AVAILABLE = ("sip MNP sources are not in this version: ask the SIP NP targets from a "
+                     "route method instead ([[routes.methods]] kind = \"sip\", "
+                     "targets = [...])")
 SIP_TLS_NOT_AVAILABLE = ("the SIP NP client speaks udp and tcp; SIP over TLS is not in this "
                          "version")
 
@@ -119,7 +120,7 @@ def check(doc: Document) -> Config | None:
     _check_associations(doc, arrays["associations"])
     _check_linksets(doc, arrays["linksets"], arrays["associations"], names)
     _check_sip_targets(doc, arrays["sip_targets"])
-    _check_mnp_sources(doc, arrays["mnp_sources"], names)
+    _check_mnp_sources(doc, arrays["mnp_sources"])
     _check_range_tables(doc, arrays["range_tables"])
     _check_routing_numbers(doc, arrays["routing_numbers"])
     _check_sip_redirect(doc, sections.get("sip_redirect"))
@@ -327,8 +328,7 @@ def _not_for(doc: Document, base: tuple[Any, ...], raw: Any, allowed: frozenset[
             doc.problem((*base, key), f"'{key}' does not apply to {what}")
 
 
-def _check_mnp_sources(doc: Document, items: list[tuple[int, MnpSourceSection]],
-                       names: dict[str, dict[str, int]]) -> None:
+def _check_mnp_sources(doc: Document, items: list[tuple[int, MnpSourceSection]]) -> None:
     raw_all = doc.data.get("mnp_sources", [])
     for i, m in items:
         base = ("mnp_sources", i)
@@ -339,12 +339,7 @@ def _check_mnp_sources(doc: Document, items: list[tuple[int, MnpSourceSection]],
                 doc.problem((*base, "file"), "missing required key 'file' (kind file)")
             else:
                 _data_file(doc, (*base, "file"), m.file, read_mnp_csv)
-        else:
-            _not_for(doc, base, raw, frozenset({"name", "targets"}), "a sip MNP source")
-            if not m.targets:
-                doc.problem((*base, "targets"), "a sip MNP source needs targets")
-            for k, t in enumerate(m.targets):
-                _ref(doc, (*base, "targets", k), "SIP target", t, names["sip_targets"])
+        else:  # kind sip: recognised only to say what to use instead
             doc.problem((*base, "kind"), SIP_NOT_AVAILABLE)
 
 
